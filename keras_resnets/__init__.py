@@ -1,0 +1,33 @@
+"""keras-resnets: every network of He et al. (2015), residual and plain, as Keras 3 functional models."""
+
+from .builder import build_resnet
+from .layers import ZeroPadShortcut
+from .models import (
+    PlainNet18,
+    PlainNet20,
+    PlainNet32,
+    PlainNet34,
+    PlainNet44,
+    PlainNet50,
+    PlainNet56,
+    PlainNet101,
+    PlainNet110,
+    PlainNet152,
+    PlainNet1202,
+    ResNet,
+    ResNet18,
+    ResNet20,
+    ResNet32,
+    ResNet34,
+    ResNet44,
+    ResNet50,
+    ResNet56,
+    ResNet101,
+    ResNet110,
+    ResNet152,
+    ResNet1202,
+)
+from .registry import get_model, list_models, model_entry
+from .specs import ResNetSpec, cifar_spec, imagenet_spec
+
+__version__ = "0.1.0"
