@@ -25,3 +25,17 @@ def shared():
         return path
 
     return resolve
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_root(shared, tmp_path_factory) -> pathlib.Path:
+    """The CIFAR-10 JPEG tree (train/<class>/*.jpg, test/<class>/*.jpg) extracted from shared/ once."""
+    import tarfile
+
+    archive = shared("data/cifar10-jpeg.tar.gz")
+    target = tmp_path_factory.mktemp("cifar10-jpeg")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    root = target / "cifar10-jpeg"
+    assert (root / "train").is_dir() and (root / "test").is_dir()
+    return root
