@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker", "tpu", "jax_data_parallel")
 TF_DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "tpu")
@@ -129,6 +130,19 @@ def _check_choice(distribution: str, backend: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=None)
+def _mirrored_strategy(devices: Tuple[str, ...]):
+    """One MirroredStrategy per device set and process.
+
+    A second MirroredStrategy over the same devices restarts the collective instance keys, which then
+    clash with the first one's in TensorFlow's collective executor ("Shape mismatch in the collective
+    instance"); reusing the strategy avoids it, e.g. when a notebook trains twice.
+    """
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(list(devices))
+
+
 def _resolve_tensorflow(distribution: str, tpu_address: Optional[str]) -> DistributionContext:
     import tensorflow as tf
 
@@ -145,7 +159,7 @@ def _resolve_tensorflow(distribution: str, tpu_address: Optional[str]) -> Distri
         gpus = tf.config.list_logical_devices("GPU")
         # Without GPUs, mirror over the logical CPU devices (tests split one CPU into several).
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        strategy = tf.distribute.MirroredStrategy(devices)
+        strategy = _mirrored_strategy(tuple(devices))
         return DistributionContext("mirrored", "tensorflow", strategy=strategy, num_replicas=len(devices))
     if distribution == "multi_worker":
         config = parse_tf_config()

@@ -6,10 +6,11 @@ under ``MirroredStrategy`` fails (#19005) and ``steps_per_execution > 1`` fails 
 Here each replica runs ``replica_train_step`` through ``strategy.run``; the Keras optimizer all-reduces
 (sums) the gradients, so each replica's loss is its share of the global-batch mean.
 
-XLA: the whole step is compiled on a single replica. With several replicas, variables live on several
-devices and one XLA cluster cannot touch them all (the #19005 failure), so only the per-replica
-forward/backward pass is compiled (``xla=True``) and the all-reduce and update run outside XLA; with
-synchronized BN the forward pass itself holds cross-replica collectives and XLA is refused.
+XLA: on a single replica the whole step is compiled (``jit_compile=True``). With several replicas it is
+refused with a clear error: one XLA cluster cannot hold variables that live on several devices (the
+#19005 failure), a nested compiled function cannot hold BatchNorm's cross-replica updates (TensorFlow
+raises on the ``merge_call``), and auto-clustering cannot span several logical CPUs. For XLA on several
+devices use the JAX backend (``jax_data_parallel``), where the whole step is always compiled.
 """
 
 from __future__ import annotations
@@ -42,21 +43,19 @@ class TensorFlowEngine:
             self.optimizer.build(self.model.trainable_variables)
         self._sgd = modeling.inner_optimizer(self.optimizer)
         self._current_lr = None
-        whole_step_xla = self.xla and dist.num_replicas == 1
-        self._grads = tf.function(self._loss_and_grads, jit_compile=self.xla and not whole_step_xla)
-        self._train = tf.function(self._distributed_train, jit_compile=whole_step_xla)
-        self._eval = tf.function(self._distributed_eval, jit_compile=whole_step_xla)
+        self._train = tf.function(self._distributed_train, jit_compile=self.xla)
+        self._eval = tf.function(self._distributed_eval, jit_compile=self.xla)
 
     @staticmethod
     def _resolve_xla(config, dist) -> bool:
         if config.xla is None:
             return dist.num_replicas == 1 and dist.kind != "tpu"
-        if config.xla and dist.num_replicas > 1 and config.synchronized_bn:
+        if config.xla and dist.num_replicas > 1:
             raise ValueError(
-                "XLA cannot compile synchronized BatchNormalization across several replicas on the "
-                "TensorFlow backend (cross-replica collectives inside the compiled forward pass; see "
-                "keras-team/keras#19005). Use xla=false, plain BN, or the JAX backend. "
-                f"Received: xla=True, synchronized_bn=True, replicas={dist.num_replicas}"
+                "XLA (jit_compile) of a training step across several replicas fails on the TensorFlow "
+                "backend (keras-team/keras#19005: variables on several devices in one XLA cluster). Use "
+                "xla=false (the default there), or the JAX backend with distribution='jax_data_parallel'. "
+                f"Received: xla=True with {dist.num_replicas} replicas ({dist.kind})"
             )
         return bool(config.xla)
 
@@ -77,7 +76,7 @@ class TensorFlowEngine:
         return grads, tf.reduce_sum(losses), tf.reduce_sum(correct)
 
     def _replica_train(self, images, labels):
-        grads, loss_sum, correct = self._grads(images, labels)
+        grads, loss_sum, correct = self._loss_and_grads(images, labels)
         self.optimizer.apply(grads, self.model.trainable_variables)
         return loss_sum, correct, tf.cast(tf.shape(labels)[0], tf.float32)
 

@@ -44,7 +44,9 @@ def build_model(config, num_classes: int, image_size: int, logits: bool = True) 
         input_shape=(image_size, image_size, 3),
         classes=num_classes,
         classifier_activation=None if logits else "softmax",
-        synchronized_bn=config.synchronized_bn,
+        # Keras BN only synchronizes on TensorFlow; under JAX DataParallel the statistics are computed
+        # over the global batch anyway (the step is written for the global array).
+        synchronized_bn=config.synchronized_bn and keras.backend.backend() == "tensorflow",
         zero_init_last_bn=config.zero_init_last_bn,
         name=config.model.lower(),
     )

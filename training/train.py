@@ -170,7 +170,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     """Train `config.model` with `config` and evaluate it, writing everything to `workdir`.
 
     Resumes from the newest checkpoint in `workdir` if there is one (same config expected). Returns
-    the final metrics (also written to ``final_metrics.json``).
+    the final metrics (written to ``final_metrics.json`` by the chief), plus ``weights_fingerprint``
+    (per weight: sum and sum of absolute values) on every process.
 
     Raises:
         ValueError: invalid configuration, data or distribution setup.
@@ -398,4 +399,6 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         f"{metrics['images_per_second'] or 0:.0f} img/s, wall {loop['wall_time_s']:.0f}s."
     )
     log.close()
+    # Per-variable (sum, sum of |w|): lets processes and runs compare their weights without files.
+    metrics["weights_fingerprint"] = [[float(np.sum(w, dtype=np.float64)), float(np.sum(np.abs(w), dtype=np.float64))] for w in weights]
     return metrics
