@@ -73,9 +73,14 @@ class RunLog:
             with self._writer.as_default(step=step):
                 for name, value in values.items():
                     tf.summary.write(name, tf.constant(value, tf.float32), metadata=metadata)
+        if "train_loss" not in values:
+            return
         if self._progress is not None:
-            shown = {"lr": values.get("learning_rate"), "loss": values.get("train_loss"), "train_err": values.get("train_error")}
+            shown = {"lr": values.get("learning_rate"), "loss": values["train_loss"], "train_err": values.get("train_error")}
             self._progress.update(step, [(k, v) for k, v in shown.items() if v is not None])
+        else:  # Logs (not a terminal): one short line per logging interval.
+            print(f"step {step}/{self.total_steps} lr {values['learning_rate']:.4g} train_loss {values['train_loss']:.4f} "
+                  f"train_err {100 * values['train_error']:.2f}%", flush=True)
 
     def add_row(self, row: dict) -> None:
         """Record an evaluation row, rewrite history.csv/json and print it."""

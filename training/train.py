@@ -171,12 +171,24 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
 
     Resumes from the newest checkpoint in `workdir` if there is one (same config expected). Returns
     the final metrics (written to ``final_metrics.json`` by the chief), plus ``weights_fingerprint``
-    (per weight: sum and sum of absolute values) on every process.
+    (per weight: sum and sum of absolute values) on every process. The global Keras dtype policy and
+    distribution are restored afterwards.
 
     Raises:
         ValueError: invalid configuration, data or distribution setup.
         TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept).
     """
+    policy = keras.config.dtype_policy()
+    distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+    try:
+        return _train_and_evaluate(config, workdir)
+    finally:
+        keras.config.set_dtype_policy(policy)
+        if keras.backend.backend() == "jax":
+            keras.distribution.set_distribution(distribution)
+
+
+def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     config = validate(config)
     backend = keras.backend.backend()
     if backend == "jax" and config.deterministic:
