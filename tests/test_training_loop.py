@@ -42,7 +42,8 @@ def test_run_writes_the_documented_workdir(tiny_cifar_root, tmp_path):
     from training.train import train_and_evaluate
 
     workdir = tmp_path / "run"
-    metrics = train_and_evaluate(tiny_config(tiny_cifar_root, accuracy_targets=(0.0,)), str(workdir))
+    # xla=True: the compiled step on TensorFlow (off by default on CPU) and the jitted one on JAX.
+    metrics = train_and_evaluate(tiny_config(tiny_cifar_root, accuracy_targets=(0.0,), xla=True), str(workdir))
     for name in ("config.json", "history.json", "history.csv", "last.weights.h5", "best.weights.h5", "final_metrics.json"):
         assert (workdir / name).is_file(), name
     assert any((workdir / "tensorboard").iterdir())
@@ -76,7 +77,7 @@ def test_killed_run_resumes_to_identical_weights(backend, tiny_cifar_root, tmp_p
     command = [
         sys.executable, "-m", "training", "--config", "cifar10_paper", "--model", "resnet8",
         "--set", "dataset=image_folder", "--set", f"data_dir={tiny_cifar_root}", "--set", "image_size=16",
-        "--set", "global_batch_size=20", "--set", "train_length=60", "--set", "lr_boundaries=40",
+        "--set", "global_batch_size=20", "--set", "train_length=40", "--set", "lr_boundaries=30",
         "--set", "log_every_steps=5", "--set", "checkpoint_every_steps=5", "--set", "deterministic=true",
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")

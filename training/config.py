@@ -80,7 +80,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema_decay: Optional[float] = None  # Exponential moving average of the weights, used for evaluation.
     mixed_precision: str = "float32"  # "bfloat16" or "float16" (loss scaling) compute.
-    xla: Optional[bool] = None  # None: on wherever the backend/strategy supports it.
+    xla: Optional[bool] = None  # None: JAX always; TensorFlow with one GPU (CPU kernels beat XLA's on CPU).
 
     # Distribution.
     distribution: str = "auto"
