@@ -442,6 +442,14 @@ class TfDataPipeline:
         dataset = dataset.batch(self.per_replica_batch, drop_remainder=True)
         return self._options(dataset.prefetch(tf.data.AUTOTUNE))
 
+    def train_batches(self, epoch: int, steps_per_epoch: int, start_step: int = 0):
+        """The training batches as NumPy arrays (for the JAX engine; one replica per worker here)."""
+        return self.train_dataset(epoch, steps_per_epoch, start_step).as_numpy_iterator()
+
+    def eval_batches(self):
+        """The evaluation batches ``(views, labels, weights)`` as NumPy arrays (for the JAX engine)."""
+        return self.eval_dataset().as_numpy_iterator()
+
     def _streamed_eval(self, steps):
         import tensorflow_datasets as tfds
 

@@ -132,6 +132,7 @@ def test_modern_recipe_options_and_ema_weights(tiny_cifar_root, tmp_path):
     from training.train import train_and_evaluate
 
     options = dict(
+        input_pipeline="tf_data",  # On JAX: tf.data batches converted to NumPy (large, streamed data).
         label_smoothing=0.1, weight_decay_mode="decoupled", weight_decay_norm_and_bias=False,
         lr_schedule="cosine", lr_boundaries=(), warmup_length=3, train_length=10,
     )
