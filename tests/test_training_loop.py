@@ -151,6 +151,21 @@ def test_modern_recipe_options_and_ema_weights(tiny_cifar_root, tmp_path):
     assert 0 < moved["ema"] < 0.5 * moved["raw"], moved
 
 
+@pytest.mark.backend
+def test_imagenet_style_pipeline_with_ten_crop_final_evaluation(tiny_cifar_root, tmp_path):
+    from training.train import train_and_evaluate
+
+    # The imagenet_paper pipeline at toy scale: scale augmentation, random crop, colour noise, and a
+    # 10-crop final evaluation of the images resized to shorter side 18.
+    config = tiny_config(
+        tiny_cifar_root, augmentation="imagenet", image_size=16, scale_range=(18, 24), eval_resize=18,
+        pca_lighting=True, in_memory=False, final_eval_crops=10, train_length=6, lr_boundaries=(),
+    )
+    metrics = train_and_evaluate(config, str(tmp_path / "imagenet"))
+    assert metrics["eval_crops"] == 10 and metrics["eval_examples"] == 100
+    assert np.isfinite(metrics["eval_loss"]) and 0.0 <= metrics["eval_error"] <= 1.0
+
+
 def test_nan_loss_stops_with_a_clear_message(tiny_cifar_root, tmp_path):
     from training.train import TrainingDivergedError, train_and_evaluate
 

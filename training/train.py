@@ -106,7 +106,12 @@ def _pipelines(config, dist, data, options, eval_options):
             split, opts, batch, replicas_per_worker=replicas, **split_kwargs
         )
     eval_batch = config.eval_batch_size or config.global_batch_size
-    final = make(data.eval, eval_options, eval_batch) if eval_options.eval_crops != options.eval_crops else None
+    final = None
+    if eval_options.eval_crops != options.eval_crops:
+        # Several views per image multiply the batch the model sees; keep it near the evaluation batch.
+        replicas = dist.num_replicas
+        final_batch = max(replicas, eval_batch // eval_options.eval_crops // replicas * replicas)
+        final = make(data.eval, eval_options, final_batch)
     return make(data.train, options, config.global_batch_size), make(data.eval, options, eval_batch), final
 
 
