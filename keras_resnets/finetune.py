@@ -125,23 +125,24 @@ def _backbone_features(model_or_name, weights, image_shape):
                 f"weights. Received: weights={weights!r}"
             )
         source = model_or_name
+        if FEATURE_LAYER not in [layer.name for layer in source.layers]:
+            raise ValueError(
+                f"`model` must be a keras_resnets network with its global average pool layer {FEATURE_LAYER!r} "
+                f"(build it with include_top=True or pooling='avg'). Received: model={source.name!r}"
+            )
         # Cloning creates the variables inside the active strategy scope (if any) and applies the
         # requested input size; the source model stays untouched.
-        base = keras.models.clone_model(source, input_tensors=keras.Input(image_shape, name="input"))
+        new_input = keras.Input(image_shape, name="input")
+        base = keras.models.clone_model(
+            source, input_tensors=[new_input] if isinstance(source.input, (list, tuple)) else new_input
+        )
         base.set_weights(source.get_weights())
         base_name = None
     else:
         raise ValueError(
             f"`model` must be a registry name (e.g. 'resnet50') or a keras.Model. Received: model={model_or_name!r}"
         )
-    try:
-        features = base.get_layer(FEATURE_LAYER).output
-    except ValueError:
-        raise ValueError(
-            f"`model` must be a keras_resnets network with its global average pool layer {FEATURE_LAYER!r} "
-            f"(build it with include_top=True or pooling='avg'). Received: model={base.name!r}"
-        ) from None
-    return base.inputs, features, base_name
+    return base.inputs, base.get_layer(FEATURE_LAYER).output, base_name
 
 
 def build_classifier(model_or_name, num_classes: int, *, weights="default", image_size=None, dropout: float = 0.0):
@@ -159,6 +160,10 @@ def build_classifier(model_or_name, num_classes: int, *, weights="default", imag
         ``(model, base_name)``.
     """
     _check_positive_int("num_classes", num_classes)
+    if not isinstance(model_or_name, (str, keras.Model)):
+        raise ValueError(
+            f"`model` must be a registry name (e.g. 'resnet50') or a keras.Model. Received: model={model_or_name!r}"
+        )
     image_shape = _image_shape(model_or_name, image_size)
     if image_shape is None:
         raise ValueError("`image_size` is required when `model` has no fixed input size. Received: image_size=None")
