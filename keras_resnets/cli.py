@@ -1,7 +1,7 @@
 """The ``keras-resnets`` command: fine-tune, predict, export, and list models and weights.
 
-Run ``keras-resnets --help`` or ``keras-resnets COMMAND --help``. TensorFlow and Keras are imported
-only when a command runs, so ``--help`` answers at once.
+Run ``keras-resnets --help`` or ``keras-resnets COMMAND --help`` (also ``python -m keras_resnets.cli``).
+Each command imports the modules it needs when it runs.
 """
 
 from __future__ import annotations

@@ -447,6 +447,7 @@ def fine_tune(
                 validation_data=validation_batches,
                 epochs=initial_epoch + epochs,
                 initial_epoch=initial_epoch,
+                shuffle=False,  # The training pipeline shuffles its files itself.
                 callbacks=callbacks,
                 verbose=verbose,
             )
