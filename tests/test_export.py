@@ -1,7 +1,7 @@
 """Export round trips: SavedModel (in a process without keras_resnets), saved_model_cli, TFLite, ONNX.
 
 Tolerances (float32, probabilities): SavedModel 1e-5 through every signature; TFLite and ONNX 1e-5
-(measured: about 1e-7 on these models; the README states the same bound).
+(observed below 1e-6, also on a fine-tuned ResNet-20; the README states the same bound).
 """
 
 import json

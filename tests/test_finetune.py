@@ -32,8 +32,8 @@ def few_shot_cifar(cifar10_jpeg_root, tmp_path_factory):
     return train, test
 
 
-def _tiny_folder(cifar10_jpeg_root, root, classes=("cat", "dog"), per_class=6):
-    return link_images(cifar10_jpeg_root / "train", root, classes, per_class=per_class)
+def _tiny_folder(root, classes=("cat", "dog"), per_class=6):
+    return write_random_image_folder(root, classes, per_class=per_class, size=(28, 36))
 
 
 @pytest.mark.slow
@@ -115,9 +115,9 @@ def test_unfreezing_top_stage_trains_only_it_and_keeps_bn_frozen():
         set_trainable_stages(model, 4)
 
 
-def test_dataset_input_with_index_split_under_a_strategy(cifar10_jpeg_root):
+def test_dataset_input_with_index_split_under_a_strategy(tmp_path):
     images = keras.utils.image_dataset_from_directory(
-        _tiny_folder(cifar10_jpeg_root, cifar10_jpeg_root.parent / "ds-data", per_class=10),
+        _tiny_folder(tmp_path, per_class=10),
         image_size=(24, 24), batch_size=5, shuffle=False, verbose=False,
     )
     source, _ = small_classifier(["x", "y"], input_size=(24, 24))
@@ -156,14 +156,14 @@ def test_empty_folder_is_rejected(tmp_path):
         fine_tune("resnet20", tmp_path / "cat", weights=None, verbose=0)
 
 
-def test_one_class_folder_is_rejected(cifar10_jpeg_root, tmp_path):
-    folder = _tiny_folder(cifar10_jpeg_root, tmp_path, classes=("cat",))
+def test_one_class_folder_is_rejected(tmp_path):
+    folder = _tiny_folder(tmp_path, classes=("cat",))
     with pytest.raises(ValueError, match="at least 2 classes"):
         fine_tune("resnet20", folder, weights=None, verbose=0)
 
 
-def test_non_image_files_are_skipped_with_a_warning(cifar10_jpeg_root, tmp_path):
-    folder = _tiny_folder(cifar10_jpeg_root, tmp_path, per_class=4)
+def test_non_image_files_are_skipped_with_a_warning(tmp_path):
+    folder = _tiny_folder(tmp_path, per_class=4)
     (folder / "cat" / "notes.txt").write_text("not an image")
     (folder / "dog" / "broken.jpg").write_bytes(b"neither is this")
     source, _ = small_classifier(["a", "b"])
