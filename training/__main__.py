@@ -1,0 +1,49 @@
+"""Command line: ``python -m training --config cifar10_paper --model plain56 --workdir runs/p56 [--set f=v ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train a keras-resnets model with a recipe from training/configs (resumes from the workdir).",
+    )
+    parser.add_argument("--config", required=True, help="recipe name: a module of training/configs, e.g. cifar10_paper")
+    parser.add_argument("--model", required=True, help="model name, e.g. resnet20, plain56, resnet50")
+    parser.add_argument("--workdir", required=True, help="output folder (checkpoints, history, weights)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field (repeatable), e.g. --set base_lr=0.05 --set lr_boundaries=30,60")
+    parser.add_argument("--distribution", default=None,
+                        help="shortcut for --set distribution=...: auto, none, mirrored, multi_worker, tpu, jax_data_parallel")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Run one training job; returns the process exit status."""
+    args = parse_args(argv)
+    from .config import apply_overrides, load_recipe, validate
+    from .train import TrainingDivergedError, train_and_evaluate
+
+    try:
+        overrides = list(args.set) + ([f"distribution={args.distribution}"] if args.distribution else [])
+        config = validate(apply_overrides(load_recipe(args.config, args.model), overrides))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        train_and_evaluate(config, args.workdir)
+    except TrainingDivergedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

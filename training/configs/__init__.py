@@ -1,0 +1,1 @@
+"""Training recipes, one module per recipe; each defines ``get_config(model) -> TrainConfig``."""
