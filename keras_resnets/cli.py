@@ -115,14 +115,10 @@ def _run_fine_tune(args) -> int:
     return 0
 
 
-def _distribution(name: Optional[str]):
-    if name is None:
-        return None
-    import tensorflow as tf
+def _distribution(name: str):
+    from .distribution import resolve_distribution
 
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    raise ValueError(f"`--distribution` must be 'mirrored'. Received: distribution={name!r}")
+    return resolve_distribution(name)
 
 
 def _run_predict(args) -> int:
@@ -204,7 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--train-batchnorm", action="store_true", help="also train BatchNorm of unfrozen stages")
     tune.add_argument("--no-augment", action="store_true", help="no random flips/translations")
     tune.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs; 0 disables (default: 3)")
-    tune.add_argument("--distribution", choices=("mirrored",), help="train under tf.distribute.MirroredStrategy (all local GPUs)")
+    tune.add_argument(
+        "--distribution",
+        choices=("auto", "none", "mirrored", "multi_worker", "tpu", "jax_data_parallel"),
+        default="auto",
+        help="how to spread training over devices, as in the training pipeline (default: auto: all local "
+        "GPUs when there are several, TF_CONFIG workers when set, else one device)",
+    )
     tune.add_argument("--seed", type=int, default=0, help="(default: 0)")
     tune.add_argument("--quiet", action="store_true", help="no progress output")
     tune.set_defaults(run=_run_fine_tune)

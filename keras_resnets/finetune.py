@@ -331,7 +331,7 @@ def _strategy_scope(distribution):
         return contextlib.nullcontext()
     if not hasattr(distribution, "scope"):
         raise ValueError(
-            "`distribution` must be a tf.distribute.Strategy, a keras.distribution.Distribution or None. "
+            "`distribution` must be a tf.distribute.Strategy, a resolve_distribution() context or None. "
             f"Received: distribution={distribution!r}"
         )
     return distribution.scope()
@@ -391,8 +391,9 @@ def fine_tune(
         augment: random flips and translations on training images.
         early_stopping_patience: epochs without improvement before a phase stops; None disables.
         monitor: metric that picks the best epoch; default "val_loss" (or "loss" without validation).
-        distribution: a ``tf.distribute.Strategy`` (or Keras distribution) whose scope builds and
-            trains the model; a scope the caller has already entered is used as it is.
+        distribution: a ``tf.distribute.Strategy``, or the context returned by
+            :func:`keras_resnets.distribution.resolve_distribution` (the training pipeline's), whose
+            scope builds and trains the model; a scope the caller has already entered is used as it is.
         output_dir: if given, save ``model.keras`` and ``keras_resnets.json`` (class names,
             preprocessing, metrics) there.
         seed: seed of the validation split, shuffling and augmentation.

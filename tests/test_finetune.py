@@ -9,6 +9,7 @@ import tensorflow as tf
 from serving_helpers import convert_akamaster_resnet20, link_images, small_classifier, write_random_image_folder
 
 import keras_resnets
+from keras_resnets.distribution import resolve_distribution
 from keras_resnets.finetune import fine_tune, set_trainable_stages
 from keras_resnets.model_info import INFO_FILE_NAME, load_classifier
 from keras_resnets.predict import evaluate_folder, predict_probabilities
@@ -121,10 +122,12 @@ def test_dataset_input_with_index_split_under_a_strategy(tmp_path):
         image_size=(24, 24), batch_size=5, shuffle=False, verbose=False,
     )
     source, _ = small_classifier(["x", "y"], input_size=(24, 24))
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    context = resolve_distribution("mirrored")  # the training pipeline's: MirroredStrategy over the CPU here
+    strategy = context.strategy
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
     result = fine_tune(
         source, images, validation_fraction=0.25, head_epochs=1, fine_tune_epochs=1, batch_size=4,
-        distribution=strategy, verbose=0,
+        distribution=context, verbose=0,
     )
     assert result.info.class_names == ["cat", "dog"]  # taken from dataset.class_names
     assert set(result.history) == {"head", "fine_tune"}
