@@ -23,7 +23,6 @@ from typing import Dict, List, Optional, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from .finetune_data import resolve_training_data
 from .model_info import ModelInfo, Preprocessing, default_preprocessing, resolve_default_weights, save_classifier
