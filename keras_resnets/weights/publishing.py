@@ -85,8 +85,15 @@ def _classifier_units(model) -> Optional[int]:
     return None if head is None else head.units
 
 
+_DATASET_IDS = {"imagenet-1k": "imagenet-1k", "cifar-10": "cifar10"}  # Hub data set ids for model-index.
+
+
 def _yaml_string(value: str) -> str:
     return json.dumps(value)  # JSON strings are valid YAML scalars and escape everything needed.
+
+
+def _or_unmeasured(value) -> str:
+    return "not measured" if value is None else f"{value}"
 
 
 def model_card(config: dict, repo_name: str) -> str:
@@ -114,7 +121,7 @@ def model_card(config: dict, repo_name: str) -> str:
             "      name: Image Classification",
             "    dataset:",
             f"      name: {_yaml_string(metrics.get('dataset', 'unknown'))}",
-            f"      type: {_yaml_string(metrics.get('dataset_id', 'image-classification'))}",
+            f"      type: {_yaml_string(_DATASET_IDS.get(config.get('class_names'), 'custom'))}",
             "    metrics:",
             "    - type: accuracy",
             "      name: top-1 accuracy",
@@ -132,7 +139,7 @@ def model_card(config: dict, repo_name: str) -> str:
         f"{config['model']} ({'residual' if architecture['residual'] else 'plain'} network of He et al. 2015, "
         f"{architecture['family']} layout, shortcut option {architecture['shortcut']}, "
         f"downsample {architecture['downsample']}) with {config.get('classes') or 'no'} output classes, "
-        "for [keras-resnets](https://github.com/) (Keras 3, any backend).",
+        "for keras-resnets (Keras 3, any backend).",
         "",
         "## Usage",
         "",
@@ -143,7 +150,7 @@ def model_card(config: dict, repo_name: str) -> str:
         "",
         "## Metrics",
         "",
-        f"- top-1: {metrics.get('top1', 'not measured')}; top-5: {metrics.get('top5', 'not measured')} "
+        f"- top-1: {_or_unmeasured(metrics.get('top1'))}; top-5: {_or_unmeasured(metrics.get('top5'))} "
         f"({metrics.get('dataset', 'n/a')}; source: {metrics.get('source', 'n/a')})",
         "",
         "## Preprocessing",
