@@ -125,3 +125,19 @@ def test_publish_script_converts_checks_writes_and_uploads(shared, hub, tmp_path
     logits = model.predict(keras_resnets.preprocess_input(images, "cifar10"), verbose=0)
     expected = np.load(shared("weights/akamaster/resnet20_logits_first100.npy"))
     assert np.abs(logits - expected).max() < 1e-3
+
+
+def test_fill_pins_reads_revision_and_sha256_from_the_hub(hub, capsys):
+    import hashlib
+
+    spec = importlib.util.spec_from_file_location("fill_pins", REPO_ROOT / "weights" / "fill_pins.py")
+    fill_pins = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fill_pins)
+    content = b"stand-in for model.safetensors"
+    commit = hub.commit("timm/resnet34.tv_in1k", {"model.safetensors": content})
+    hub.commit("timm/resnet50.tv_in1k", {"model.safetensors": b"not the pinned file"},
+               commit="aa6c2d36d56bc0209040c02b5a7b7d7bf11d57b8")
+    status = fill_pins.main(["--check", "--only", "resnet34.tv_in1k", "resnet50.tv_in1k"])
+    out = capsys.readouterr()
+    assert f'"resnet34.tv_in1k": ("{commit}", "{hashlib.sha256(content).hexdigest()}")' in out.out
+    assert status == 1 and "MISMATCH resnet50.tv_in1k" in out.err  # A changed pinned file is reported.

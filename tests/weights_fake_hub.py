@@ -22,6 +22,7 @@ import uuid
 from typing import Dict, List, Optional, Tuple
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+_API_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+?)(?:/revision/(?P<rev>[^/?]+))?$")
 _API_REPO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit)/(?P<rev>[^/?]+)")
 
 
@@ -145,7 +146,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._resolve(head_only=True)
 
     def do_GET(self):  # noqa: N802
+        info = _API_INFO.match(self.path.split("?")[0])
+        if info is not None:
+            return self._model_info(info["repo"], info["rev"] or "main")
         self._resolve(head_only=False)
+
+    def _model_info(self, repo_id, revision):
+        """``GET /api/models/{repo}[/revision/{rev}]`` with files metadata (what HfApi.model_info reads)."""
+        self.state.requests.append((self.command, self.path))
+        repo = self.state.repos.get(repo_id)
+        commit = None if repo is None else (repo["main"] if revision == "main" else revision)
+        if repo is None or commit not in repo["commits"]:
+            return self._send(404, {"X-Error-Code": "RepoNotFound"}, b'{"error":"Repository not found"}')
+        siblings = [
+            {"rfilename": name, "size": len(content), "blobId": hashlib.sha1(content).hexdigest(),
+             "lfs": {"sha256": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}}
+            for name, content in repo["commits"][commit].items()
+        ]
+        self._json(200, {"id": repo_id, "modelId": repo_id, "sha": commit, "siblings": siblings, "private": False})
 
     def do_POST(self):  # noqa: N802
         state = self.state
