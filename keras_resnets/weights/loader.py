@@ -145,10 +145,15 @@ def fetch_record(record: WeightsRecord, force_download: bool = False) -> hub.Dow
     """Download (or find in the Hub cache) and verify the file of `record`."""
     if not record.published:
         raise hub.WeightsNotAvailableError(f"Weights {record.name!r} are not on the Hub. {record.pin_note}")
-    return hub.download_verified(
-        record.repo_id, record.filename, record.revision, sha256=record.sha256,
-        force_download=force_download, description=f"weights {record.name!r}",
-    )
+    try:
+        return hub.download_verified(
+            record.repo_id, record.filename, record.revision, sha256=record.sha256,
+            force_download=force_download, description=f"weights {record.name!r}",
+        )
+    except hub.WeightsIntegrityError as error:
+        raise hub.WeightsIntegrityError(
+            f"{error} Or run keras_resnets.download_weights({record.name!r}, force_download=True)."
+        ) from error
 
 
 def cached_record_weights(record: WeightsRecord, force_download: bool = False):
@@ -157,9 +162,9 @@ def cached_record_weights(record: WeightsRecord, force_download: bool = False):
     The first call downloads, verifies and converts (under an inter-process lock); later calls only
     check that the entry exists.
     """
-    entry = cache_lib.CacheEntry(record) if record.published else None
-    if entry is None:
-        fetch_record(record)  # Raises with the record's note on how to get the weights.
+    if not record.published:
+        fetch_record(record)  # Raises, with the record's note on how to get the weights.
+    entry = cache_lib.CacheEntry(record)
     if not force_download:
         found = entry.lookup()
         if found is not None:
