@@ -67,17 +67,17 @@ def _run_models(args) -> int:
 
 
 def _run_weights(args) -> int:
-    try:
-        from .weights import list_weights
-    except ImportError:
-        print(
-            "This version has no pretrained weight registry; pass a weights file with --weights PATH.",
-            file=sys.stderr,
-        )
-        return 1
-    records = list_weights(args.model) if args.model else list_weights()
+    from .weights import DEFAULT_TAGS, list_weights
+
+    records = list_weights(args.model)
+    print(f"{'weights':<22} {'top-1 (%)':>9}  {'input':>5}  {'license':<12} description")
     for record in records:
-        print(record if isinstance(record, str) else getattr(record, "name", record))
+        top1 = "" if record.metrics.top1 is None else f"{record.metrics.top1:.2f}"
+        print(f"{record.name:<22} {top1:>9}  {record.preprocessing.input_size:>5}  {record.license:<12} "
+              f"{record.description}")
+    aliases = ", ".join(sorted(DEFAULT_TAGS))
+    print(f"\nUse --weights with a tag (the part after the dot) or an alias ({aliases}); "
+          "'default' picks imagenet or cifar10 by the model's family.")
     return 0
 
 

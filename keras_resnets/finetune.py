@@ -25,7 +25,14 @@ import keras
 import numpy as np
 
 from .finetune_data import resolve_training_data
-from .model_info import ModelInfo, Preprocessing, default_preprocessing, resolve_default_weights, save_classifier
+from .model_info import (
+    ModelInfo,
+    Preprocessing,
+    guess_family,
+    preprocessing_for,
+    resolve_default_weights,
+    save_classifier,
+)
 from .registry import get_model, model_entry
 from .transforms import batched_model_inputs
 
@@ -321,10 +328,9 @@ def fine_tune(
             model, len(names), weights=weights, image_size=image_size, dropout=dropout
         )
         if preprocessing is None:
-            family = model_entry(base_name).spec.family if base_name else (
-                "cifar" if max(classifier.input_shape[1:3]) < 64 else "imagenet"
-            )
-            preprocessing = default_preprocessing(family, classifier.input_shape[1:3])
+            input_size = classifier.input_shape[1:3]
+            start = resolve_default_weights(base_name, weights) if base_name else None
+            preprocessing = preprocessing_for(base_name, start, input_size, family=guess_family(input_size))
         elif tuple(preprocessing.input_size) != tuple(classifier.input_shape[1:3]):
             raise ValueError(
                 f"`preprocessing.input_size` must match the model input {classifier.input_shape[1:3]}. "

@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import math
 from typing import List, Optional, Sequence, Tuple
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# torchvision/timm evaluation: resize the shorter side to size / 0.875, then centre-crop `size`.
-IMAGENET_CROP_FRACTION = 0.875
+from .weights.catalog import IMAGENET_MEAN, IMAGENET_STD
+
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 # The pretrained weight tag used when a command or function is asked for weights="default".
@@ -87,18 +86,50 @@ class Preprocessing:
         )
 
 
-def default_preprocessing(family: str, input_size: Sequence[int]) -> Preprocessing:
-    """The usual preprocessing of a ResNet `family` ("imagenet" or "cifar") at `input_size`.
+    @classmethod
+    def from_weights(cls, weights_preprocessing, input_size: Sequence[int]) -> "Preprocessing":
+        """This description of a weights record's preprocessing (:mod:`keras_resnets.preprocessing`) at
+        `input_size`: the same mean, std and filter, and the same crop fraction of the resized image."""
+        height, width = (int(s) for s in input_size)
+        return cls(
+            input_size=(height, width),
+            resize_size=int(math.floor(max(height, width) / weights_preprocessing.crop_pct)),
+            mean=tuple(weights_preprocessing.mean),
+            std=tuple(weights_preprocessing.std),
+            interpolation=weights_preprocessing.interpolation,
+        )
 
-    ImageNet nets: resize the shorter side to input/0.875 and centre-crop (torchvision eval). CIFAR nets:
-    resize the whole image to the input size. Both normalise with the ImageNet mean and std, as the
-    torchvision weights and the akamaster CIFAR-10 checkpoints do.
+
+def preprocessing_for(model_name: Optional[str], weights, input_size: Sequence[int], family: str = "imagenet") -> Preprocessing:
+    """How to prepare images for the zoo model `model_name` with `weights`, at `input_size`.
+
+    A registered weights tag gives its record's evaluation transform (mean/std, crop fraction, filter);
+    anything else (a file, None) gives the usual one of the model's family. Without `model_name`,
+    the usual transform of `family`.
     """
-    height, width = (int(s) for s in input_size)
-    resize_size = None
-    if family == "imagenet":
-        resize_size = int(round(max(height, width) / IMAGENET_CROP_FRACTION))
-    return Preprocessing(input_size=(height, width), resize_size=resize_size)
+    from . import preprocessing as weights_preprocessing
+    from .registry import model_entry
+
+    if model_name is None:
+        record = weights_preprocessing.default_preprocessing(family)
+    else:
+        entry = model_entry(model_name)
+        record = weights_preprocessing.model_preprocessing(entry.spec, entry.residual, weights)
+    return Preprocessing.from_weights(record, input_size)
+
+
+def class_names_for(model_name: Optional[str], weights, num_classes: int) -> List[str]:
+    """Class names of a registered weights tag (ImageNet-1k, CIFAR-10) when they fit the model's
+    outputs; otherwise the output indices as strings ("0", "1", ...)."""
+    from . import preprocessing as weights_preprocessing
+    from .weights import get_weights_record
+    from .weights.catalog import is_registered_name
+
+    if model_name is not None and isinstance(weights, str) and is_registered_name(weights):
+        names = weights_preprocessing.class_names(get_weights_record(weights, model_name).class_names)
+        if len(names) == num_classes:
+            return names
+    return [str(i) for i in range(num_classes)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,24 +232,27 @@ def resolve_default_weights(model_name: str, weights):
 def describe_model(model, base_model: Optional[str] = None, weights=None) -> ModelInfo:
     """A :class:`ModelInfo` for a zoo model that has no saved info (e.g. freshly built with weights).
 
-    Class names are the output indices as strings ("0", "1", ...); preprocessing is the family default
-    at the model's input size.
+    Class names and preprocessing come from the weights record when `weights` is a registered tag
+    (see :func:`class_names_for`, :func:`preprocessing_for`); otherwise class names are the output
+    indices and the preprocessing is the family's usual one at the model's input size.
     """
-    from .registry import model_entry
-
     input_size = tuple(model.input_shape[1:3])
     if None in input_size:
         raise ValueError(
             "The model needs a fixed input size to describe its preprocessing; build it with a full "
             f"`input_shape`. Received: model input shape {model.input_shape}"
         )
-    family = model_entry(base_model).spec.family if base_model else ("cifar" if max(input_size) < 64 else "imagenet")
     return ModelInfo(
-        class_names=[str(i) for i in range(model.output_shape[-1])],
-        preprocessing=default_preprocessing(family, input_size),
+        class_names=class_names_for(base_model, weights, model.output_shape[-1]),
+        preprocessing=preprocessing_for(base_model, weights, input_size, family=guess_family(input_size)),
         base_model=base_model,
         weights=None if weights is None else os.fspath(weights),
     )
+
+
+def guess_family(input_size: Sequence[int]) -> str:
+    """"cifar" for small inputs (under 64 pixels), else "imagenet": for models of unknown origin."""
+    return "cifar" if max(input_size) < 64 else "imagenet"
 
 
 def load_classifier(source, weights=None):

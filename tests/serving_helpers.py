@@ -15,24 +15,6 @@ from keras_resnets.finetune import build_classifier
 from keras_resnets.model_info import ModelInfo, Preprocessing
 
 
-def convert_akamaster_resnet20(npz_path, out_path) -> pathlib.Path:
-    """TEMPORARY, test-only: the akamaster ResNet-20 state dict (torch layout) as a Keras weights file.
-
-    To be replaced by the weights library's loader (``weights="cifar10"``) once it is on main; the
-    package itself ships no second converter.
-    """
-    model = keras_resnets.ResNet20()
-    state = np.load(npz_path)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            layer.set_weights([state[f"{layer.name}.weight"].transpose(2, 3, 1, 0)])  # OIHW -> HWIO
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.set_weights([state[f"{layer.name}.{key}"] for key in ("weight", "bias", "running_mean", "running_var")])
-    model.get_layer("fc").set_weights([state["linear.weight"].T, state["linear.bias"]])
-    model.save_weights(out_path)
-    return pathlib.Path(out_path)
-
-
 def small_classifier(class_names, input_size=(32, 32), resize_size=None, seed=0):
     """A ResNet-8 classifier with random but non-trivial BN statistics, and its ModelInfo.
 

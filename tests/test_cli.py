@@ -46,6 +46,12 @@ def test_models_lists_the_zoo(capsys):
     assert "resnet20" in out and "8.75" in out and "resnet50" not in out and "plain20" not in out
 
 
+def test_weights_lists_the_registered_weight_sets(capsys):
+    assert cli.main(["weights", "--model", "resnet20"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20.cifar10" in out and "resnet50" not in out
+
+
 @pytest.fixture(scope="module")
 def fine_tuned_dir(tmp_path_factory):
     model, info = small_classifier(["apple", "pear", "plum"], input_size=(32, 32), seed=3)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_helpers import convert_akamaster_resnet20, link_images, small_classifier, write_random_image_folder
+from serving_helpers import link_images, small_classifier, write_random_image_folder
 
 import keras_resnets
 from keras_resnets.distribution import resolve_distribution
@@ -18,10 +18,9 @@ CLASSES = ["cat", "dog", "horse"]
 
 
 @pytest.fixture(scope="module")
-def resnet20_cifar10_weights(shared, tmp_path_factory):
-    return convert_akamaster_resnet20(
-        shared("weights/akamaster/resnet20.npz"), tmp_path_factory.mktemp("weights") / "resnet20.weights.h5"
-    )
+def resnet20_cifar10_weights(shared):
+    """The akamaster CIFAR-10 ResNet-20 (torch layout), converted on load by the weights library."""
+    return str(shared("weights/akamaster/resnet20.npz"))
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +194,15 @@ def test_model_argument_must_be_a_zoo_network():
         keras_resnets.finetune.build_classifier(plain, 2)
     with pytest.raises(ValueError, match="registry name"):
         keras_resnets.finetune.build_classifier(42, 2)
+
+
+def test_preprocessing_and_class_names_follow_the_weights_record():
+    from keras_resnets.model_info import class_names_for, preprocessing_for
+
+    resnet50 = preprocessing_for("resnet50", "imagenet", (224, 224))
+    assert resnet50.resize_size == 256 and resnet50.input_size == (224, 224)
+    assert preprocessing_for("resnet50", "imagenet", (160, 160)).resize_size == 182  # same 0.875 crop fraction
+    assert preprocessing_for("resnet20", None, (32, 32)).resize_size == 32
+    assert class_names_for("resnet20", "cifar10", 10)[:3] == ["airplane", "automobile", "bird"]
+    assert class_names_for("resnet50", "imagenet", 1000)[0].startswith("tench")
+    assert class_names_for("resnet20", "/some/file.npz", 3) == ["0", "1", "2"]
