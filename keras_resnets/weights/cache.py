@@ -16,6 +16,8 @@ from typing import Optional
 
 import filelock
 
+from . import fingerprint
+
 CACHE_ENV = "KERAS_RESNETS_CACHE"
 ENTRY_FORMAT_VERSION = 1
 LOCK_TIMEOUT_S = 30 * 60  # A slow first download of ResNet-152 (230 MB) must not time out waiters.
@@ -79,7 +81,7 @@ class CacheEntry:
         temporary_weights = self.weights_path.with_name(f".{self.record.name}.{token}.weights.h5")
         temporary_meta = self.meta_path.with_name(f".{self.record.name}.{token}.json")
         try:
-            model.save_weights(str(temporary_weights))
+            fingerprint.save_weights(model, str(temporary_weights))
             os.replace(temporary_weights, self.weights_path)
             meta = dict(self.expected_meta(), source_sha256=source_sha256, **(extra or {}))
             temporary_meta.write_text(json.dumps(meta, indent=1))

@@ -25,7 +25,7 @@ import h5py
 import keras
 
 from . import cache as cache_lib
-from . import catalog, checkpoints, hub, torch_layout
+from . import catalog, checkpoints, fingerprint, hub, torch_layout
 from .records import WeightsRecord
 from .torch_layout import WeightsMismatchError
 
@@ -59,6 +59,10 @@ class Architecture:
             self.spec, residual=self.residual, shortcut=self.shortcut, downsample=self.downsample,
             include_top=include_top, classes=classes, name=name, classifier_activation=None,
         )
+
+    def fingerprint(self) -> dict:
+        """The description :mod:`fingerprint` compares weight files against."""
+        return fingerprint.normalise(dict(self.as_config(), block=self.spec.block))
 
     def as_config(self) -> dict:
         """JSON-able description, as written into ``config.json`` of published weights."""
@@ -284,9 +288,13 @@ def load_weights_file(model: keras.Model, path: str, architecture: Architecture)
     lower = path.lower()
     name = os.path.basename(path)
     if lower.endswith(".weights.h5"):
+        stored = fingerprint.read_fingerprint(path)
+        if stored is not None:
+            fingerprint.check_same_architecture(architecture.fingerprint(), stored, name)
         load_keras_weights(model, path, architecture, _classes_in_keras_weights_file(path), name)
     elif lower.endswith(".keras"):
         source = keras.saving.load_model(path, compile=False)
+        fingerprint.check_same_architecture(architecture.fingerprint(), fingerprint.architecture_of(source), name)
         head = torch_layout.model_classifier(source)
         load_head = torch_layout.should_load_head(model, None if head is None else head.units, name)
         copy_weights_by_name(source, model, load_head=load_head, weights_name=name)

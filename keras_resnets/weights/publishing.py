@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import keras
 
-from . import hub
+from . import fingerprint, hub
 from .loader import CONFIG_FILENAME, WEIGHTS_FILENAME, Architecture
 from .records import Preprocessing
 
@@ -225,7 +225,7 @@ def write_model_folder(
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / WEIGHTS_FILENAME
-    model.save_weights(str(weights_path))
+    fingerprint.save_weights(model, str(weights_path))
     preprocessing = preprocessing or default_preprocessing(architecture.spec.family)
     config = {
         "format_version": CONFIG_FORMAT_VERSION,
