@@ -27,7 +27,9 @@ from .models import (
     ResNet152,
     ResNet1202,
 )
+from .preprocessing import decode_predictions, prepare_image, preprocess_input
 from .registry import get_model, list_models, model_entry
 from .specs import ResNetSpec, cifar_spec, imagenet_spec
+from .weights import WeightsRecord, download_weights, get_weights_record, list_weights, push_to_hub
 
 __version__ = "0.1.0"

@@ -210,6 +210,7 @@ def build_resnet(
     name: Optional[str] = None,
     zero_init_last_bn: bool = False,
     synchronized_bn: bool = False,
+    include_preprocessing: bool = False,
 ) -> keras.Model:
     """Build a ResNet (or its plain counterpart) from a spec as a Keras functional model.
 
@@ -235,6 +236,9 @@ def build_resnet(
         name: model name; defaults to a unique ``resnet50``/``plain56``-style name.
         zero_init_last_bn: start each residual branch's last BN scale at zero (Goyal et al. 2017).
         synchronized_bn: use cross-replica BatchNormalization under a distribution strategy.
+        include_preprocessing: put the weights' preprocessing inside the model: the input is then RGB
+            0..255 of any size (default input shape (None, None, 3)), centre-cropped to a square,
+            resized to the weights' input size and normalised with their mean/std.
 
     Returns:
         A ``keras.Model``.
@@ -259,10 +263,19 @@ def build_resnet(
         keras.activations.get(classifier_activation)  # Raises ValueError on an unknown activation.
 
     _ensure_recursion_headroom(spec)
+    if include_preprocessing and input_shape is None and input_tensor is None:
+        input_shape = (None, None, spec.default_input_shape[-1])
     img_input, model_inputs, shape = _resolve_input(spec, include_top, input_tensor, input_shape)
+    x = img_input
+    if include_preprocessing:
+        from . import preprocessing as preprocessing_lib
+
+        preprocessing = preprocessing_lib.model_preprocessing(spec, residual, weights)
+        for layer in preprocessing_lib.preprocessing_layers(preprocessing):
+            x = layer(x)
+        shape = (preprocessing.input_size, preprocessing.input_size, shape[-1])
     _validate_shape(spec, shape, include_top, weights)
 
-    x = img_input
     make = _LayerFactory(synchronized_bn)
     block_fn = _BLOCKS[spec.block]
     x = _stem(make, x, spec)

@@ -45,7 +45,8 @@ _DOC_TEMPLATE = """Build {title}: {description}
         classes: number of classes (default {classes}).
         classifier_activation: activation of the classifier, "softmax" by default; None for logits.
         name: model name; defaults to a unique "{name}"-style name.
-        **kwargs: architecture options (shortcut, downsample, zero_init_last_bn, synchronized_bn).
+        **kwargs: architecture options (shortcut, downsample, zero_init_last_bn, synchronized_bn) and
+            include_preprocessing (resize + normalisation inside the model; input RGB 0..255).
 
     Returns:
         A ``keras.Model``.

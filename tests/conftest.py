@@ -29,13 +29,26 @@ def shared():
 
 @pytest.fixture(scope="session")
 def cifar10_jpeg_root(shared, tmp_path_factory) -> pathlib.Path:
-    """The CIFAR-10 JPEG tree (train/<class>/*.jpg, test/<class>/*.jpg) extracted from shared/ once."""
+    """The CIFAR-10 JPEG tree (train/<class>/*.jpg, test/<class>/*.jpg) extracted from shared/.
+
+    Extracted once per test session: pytest-xdist workers share the parent of their base temp folder,
+    and a file lock lets the first worker extract while the others wait.
+    """
     import tarfile
 
+    from filelock import FileLock
+
     archive = shared("data/cifar10-jpeg.tar.gz")
-    target = tmp_path_factory.mktemp("cifar10-jpeg")
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    target = base / "cifar10-jpeg-extracted"
     root = target / "cifar10-jpeg"
+    done = target / ".complete"
+    with FileLock(str(base / "cifar10-jpeg.lock")):
+        if not done.exists():
+            with tarfile.open(archive) as tar:
+                tar.extractall(target, filter="data")
+            done.touch()
     assert (root / "train").is_dir() and (root / "test").is_dir()
     return root

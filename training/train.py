@@ -27,6 +27,7 @@ import numpy as np
 
 from keras_resnets import input_pipeline
 from keras_resnets.distribution import resolve_distribution
+from keras_resnets.weights.fingerprint import save_weights
 
 from . import modeling, run_log
 from . import schedule as schedule_lib
@@ -145,7 +146,7 @@ class _Exporter:
             self._model = modeling.build_model(self.config, self.num_classes, self.image_size, logits=False)
         self._model.set_weights(weights)
         path = os.path.join(self.workdir, name)
-        self._model.save_weights(path + ".tmp.weights.h5")
+        save_weights(self._model, path + ".tmp.weights.h5")
         os.replace(path + ".tmp.weights.h5", path)
         return path
 

@@ -1,0 +1,356 @@
+"""``load_weights``: put any supported kind of weights into a freshly built model of the zoo.
+
+Accepted ``weights``:
+
+* a registry tag or alias for the model ("imagenet", "cifar10", "tv2_in1k") or a full record name
+  ("resnet50.a1_in1k"): downloaded from the Hub once, verified, converted and cached;
+* ``"hf://owner/repo"`` or ``"hf://owner/repo@revision"``: Keras-native weights and ``config.json``
+  published with :func:`keras_resnets.push_to_hub` or ``weights/publish.py``;
+* a local ``.weights.h5`` or ``.keras`` file (Keras-native);
+* a local torch-layout checkpoint: timm/torchvision ``.safetensors``, a state dict saved as
+  ``.npz``, or a torch pickle ``.th``/``.pth`` (needs torch), converted on load.
+
+If the model's number of classes differs from the weights', the backbone is loaded and the classifier
+keeps its fresh initialisation (with a warning); a model without top loads the backbone only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import h5py
+import keras
+
+from . import cache as cache_lib
+from . import catalog, checkpoints, fingerprint, hub, torch_layout
+from .records import WeightsRecord
+from .torch_layout import WeightsMismatchError
+
+HF_PREFIX = "hf://"
+KERAS_SUFFIXES = (".weights.h5", ".keras")
+CONFIG_FILENAME = "config.json"
+WEIGHTS_FILENAME = "model.weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """What a weight file must fit: the spec and the options that change tensors or their meaning."""
+
+    spec: object
+    residual: bool
+    shortcut: str
+    downsample: str
+
+    @property
+    def model_name(self) -> str:
+        """Registry-style name ("resnet50", "plain56")."""
+        from ..builder import default_model_name
+
+        return default_model_name(self.spec, self.residual)
+
+    def build(self, include_top: bool, classes: Optional[int], name: str) -> keras.Model:
+        """A model of this architecture with random weights (used as a conversion/loading target)."""
+        from ..builder import build_resnet
+
+        return build_resnet(
+            self.spec, residual=self.residual, shortcut=self.shortcut, downsample=self.downsample,
+            include_top=include_top, classes=classes, name=name, classifier_activation=None,
+        )
+
+    def fingerprint(self) -> dict:
+        """The description :mod:`fingerprint` compares weight files against."""
+        return fingerprint.normalise(dict(self.as_config(), block=self.spec.block))
+
+    def as_config(self) -> dict:
+        """JSON-able description, as written into ``config.json`` of published weights."""
+        return {
+            "family": self.spec.family,
+            "depth": self.spec.depth,
+            "residual": self.residual,
+            "shortcut": self.shortcut,
+            "downsample": self.downsample,
+        }
+
+
+def load_weights(
+    model: keras.Model,
+    weights,
+    *,
+    spec,
+    residual: bool = True,
+    shortcut: Optional[str] = None,
+    downsample: str = "conv3x3",
+    include_top: bool = True,
+    classes: Optional[int] = None,
+) -> None:
+    """Load `weights` into `model`, a model of this zoo built from `spec` with the given options.
+
+    Args:
+        model: the freshly built model.
+        weights: a tag/alias/record name, ``"hf://owner/repo[@revision]"``, or a path (see module doc).
+        spec, residual, shortcut, downsample: the architecture `model` was built with.
+        include_top, classes: the head `model` was built with.
+
+    Raises:
+        ValueError: unknown tag (listing the available ones), weights of another architecture, or an
+            unsupported file type.
+        keras_resnets.weights.WeightsIntegrityError: a downloaded file failed verification.
+        keras_resnets.weights.WeightsNotAvailableError: offline without a cached copy, or not on the Hub.
+    """
+    del include_top, classes  # Read from the model itself, which is what the weights must fit.
+    architecture = Architecture(spec, residual, shortcut or spec.default_shortcut, downsample)
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    if not isinstance(weights, str):
+        raise ValueError(
+            "`weights` must be None, a weights tag such as 'imagenet', 'hf://owner/repo[@revision]', or a "
+            f"path to a weights file. Received: weights={weights!r}"
+        )
+    if weights.startswith(HF_PREFIX):
+        load_hub_repo_weights(model, weights, architecture)
+    elif os.path.isfile(weights):
+        load_weights_file(model, weights, architecture)
+    elif _looks_like_path(weights):
+        raise ValueError(
+            "`weights` looks like a file path, but no such file exists. Accepted files: "
+            f"{KERAS_SUFFIXES + checkpoints.TORCH_LAYOUT_SUFFIXES}. Received: weights={weights!r}"
+        )
+    else:
+        record = catalog.CATALOG.resolve(architecture.model_name, weights)
+        load_record(model, record, architecture)
+
+
+def _looks_like_path(weights: str) -> bool:
+    return os.sep in weights or "/" in weights or weights.lower().endswith(
+        KERAS_SUFFIXES + checkpoints.TORCH_LAYOUT_SUFFIXES
+    )
+
+
+def _check_record_architecture(record: WeightsRecord, architecture: Architecture) -> None:
+    from ..registry import model_entry
+
+    entry = model_entry(record.model)
+    expected = Architecture(entry.spec, entry.residual, entry.spec.default_shortcut, "conv3x3")
+    for field in ("spec", "residual", "shortcut", "downsample"):
+        if getattr(expected, field) != getattr(architecture, field):
+            raise ValueError(
+                f"Weights {record.name!r} were trained for the standard {record.model} "
+                f"({field}={getattr(expected, field)!r}); this model was built with {field}="
+                f"{getattr(architecture, field)!r}, so the tensors would not fit or mean something else. "
+                f"Build it with {field}={getattr(expected, field)!r} or use weights=None. "
+                f"Received: {field}={getattr(architecture, field)!r}"
+            )
+
+
+def fetch_record(record: WeightsRecord, force_download: bool = False) -> hub.DownloadedFile:
+    """Download (or find in the Hub cache) and verify the file of `record`."""
+    if not record.published:
+        raise hub.WeightsNotAvailableError(f"Weights {record.name!r} are not on the Hub. {record.pin_note}")
+    try:
+        return hub.download_verified(
+            record.repo_id, record.filename, record.revision, sha256=record.sha256,
+            force_download=force_download, description=f"weights {record.name!r}",
+        )
+    except hub.WeightsIntegrityError as error:
+        raise hub.WeightsIntegrityError(
+            f"{error} Or run keras_resnets.download_weights({record.name!r}, force_download=True)."
+        ) from error
+
+
+def cached_record_weights(record: WeightsRecord, force_download: bool = False):
+    """Path of `record`'s Keras-native weights in the converted cache, creating the entry if needed.
+
+    The first call downloads, verifies and converts (under an inter-process lock); later calls only
+    check that the entry exists.
+    """
+    if not record.published:
+        fetch_record(record)  # Raises, with the record's note on how to get the weights.
+    entry = cache_lib.CacheEntry(record)
+    if not force_download:
+        found = entry.lookup()
+        if found is not None:
+            return found
+    with entry.lock():
+        found = None if force_download else entry.lookup()
+        if found is not None:  # Another process created it while we waited for the lock.
+            return found
+        downloaded = fetch_record(record, force_download=force_download)
+        source = _record_source_model(record, downloaded.path)
+        return entry.write(source, downloaded.sha256, extra={"source_file": downloaded.path})
+
+
+def _record_source_model(record: WeightsRecord, path: str) -> keras.Model:
+    """A model of `record`'s architecture holding the weights of the downloaded file."""
+    from ..registry import model_entry
+
+    entry = model_entry(record.model)
+    architecture = Architecture(entry.spec, entry.residual, entry.spec.default_shortcut, "conv3x3")
+    source = architecture.build(include_top=True, classes=record.classes, name=f"{record.model}_source")
+    if record.file_format == "keras-weights-h5":
+        source.load_weights(path)
+    else:
+        state_dict = checkpoints.read_state_dict(path)
+        values = torch_layout.keras_values_from_state_dict(
+            source, state_dict, load_head=True, head_name=checkpoints.head_name_of(state_dict)
+        )
+        torch_layout.assign_values(source, values)
+    return source
+
+
+def load_record(model: keras.Model, record: WeightsRecord, architecture: Architecture) -> None:
+    """Load the registry weights `record` into `model` (download/convert/cache on first use)."""
+    _check_record_architecture(record, architecture)
+    path = cached_record_weights(record)
+    load_keras_weights(model, str(path), architecture, source_classes=record.classes, weights_name=record.name)
+
+
+def load_keras_weights(model, path: str, architecture: Architecture, source_classes, weights_name: str) -> None:
+    """Load a Keras-native ``.weights.h5`` of `architecture` with a `source_classes`-way head into `model`.
+
+    Same head: Keras loads the file directly (fast path). Otherwise (no top, other number of classes)
+    the file is loaded into a twin model and the backbone layers are copied by name.
+    """
+    load_head = torch_layout.should_load_head(model, source_classes, weights_name)
+    if load_head:
+        try:
+            model.load_weights(path)
+            return
+        except ValueError as error:
+            raise WeightsMismatchError(
+                f"Weights {weights_name!r} do not fit model {model.name!r}: {str(error)[:500]}"
+            ) from error
+    twin = architecture.build(
+        include_top=source_classes is not None, classes=source_classes, name=f"{architecture.model_name}_source"
+    )
+    try:
+        twin.load_weights(path)
+    except ValueError as error:
+        raise WeightsMismatchError(
+            f"Weights {weights_name!r} do not fit a {architecture.model_name}: {str(error)[:500]}"
+        ) from error
+    copy_weights_by_name(twin, model, load_head=False, weights_name=weights_name)
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model, load_head: bool, weights_name: str) -> None:
+    """Copy every weighted layer of `target` from the same-named layer of `source` (head optional).
+
+    Raises:
+        WeightsMismatchError: naming the layer, if `source` lacks it or its shapes differ, or if `source`
+            has weighted backbone layers that `target` lacks.
+    """
+    source_layers = {layer.name: layer for layer in source.layers if layer.weights}
+    used = set()
+    for layer in target.layers:
+        if not layer.weights or (layer.name == torch_layout.CLASSIFIER_LAYER and not load_head):
+            continue
+        if layer.name not in source_layers:
+            raise WeightsMismatchError(
+                f"Weights {weights_name!r} have no layer {layer.name!r}, which model {target.name!r} needs. "
+                "Are they for another architecture?"
+            )
+        values = source_layers[layer.name].get_weights()
+        shapes = [tuple(v.shape) for v in values]
+        wanted = [tuple(w.shape) for w in layer.weights]
+        if shapes != wanted:
+            raise WeightsMismatchError(
+                f"Layer {layer.name!r}: weights {weights_name!r} have shapes {shapes}, model {target.name!r} "
+                f"needs {wanted}. Are they for another architecture?"
+            )
+        layer.set_weights(values)
+        used.add(layer.name)
+    unused = sorted(set(source_layers) - used - {torch_layout.CLASSIFIER_LAYER})
+    if unused:
+        raise WeightsMismatchError(
+            f"Weights {weights_name!r} have layers that model {target.name!r} lacks: {unused[:8]}. "
+            "They belong to another architecture."
+        )
+
+
+def _classes_in_keras_weights_file(path: str) -> Optional[int]:
+    """Outputs of the classifier stored in a Keras ``.weights.h5`` of this zoo (None without top).
+
+    The classifier kernel is the only 2-D variable of these models (conv kernels are 4-D, BN 1-D).
+    """
+    kernels = []
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, obj: kernels.append(obj.shape) if isinstance(obj, h5py.Dataset)
+                          and len(obj.shape) == 2 else None)
+    if len(kernels) > 1:
+        raise WeightsMismatchError(f"{path} holds several 2-D variables; it is not a model of this zoo.")
+    return kernels[0][1] if kernels else None
+
+
+def load_weights_file(model: keras.Model, path: str, architecture: Architecture) -> None:
+    """Load a local weights file of any accepted type into `model`."""
+    lower = path.lower()
+    name = os.path.basename(path)
+    if lower.endswith(".weights.h5"):
+        stored = fingerprint.read_fingerprint(path)
+        if stored is not None:
+            fingerprint.check_same_architecture(architecture.fingerprint(), stored, name)
+        load_keras_weights(model, path, architecture, _classes_in_keras_weights_file(path), name)
+    elif lower.endswith(".keras"):
+        source = keras.saving.load_model(path, compile=False)
+        fingerprint.check_same_architecture(architecture.fingerprint(), fingerprint.architecture_of(source), name)
+        head = torch_layout.model_classifier(source)
+        load_head = torch_layout.should_load_head(model, None if head is None else head.units, name)
+        copy_weights_by_name(source, model, load_head=load_head, weights_name=name)
+    elif lower.endswith(checkpoints.TORCH_LAYOUT_SUFFIXES):
+        state_dict = checkpoints.read_state_dict(path)
+        head_name = checkpoints.head_name_of(state_dict)
+        head_shape = torch_layout.classifier_shape(state_dict, head_name)
+        load_head = torch_layout.should_load_head(model, None if head_shape is None else head_shape[0], name)
+        values = torch_layout.keras_values_from_state_dict(
+            model, state_dict, load_head=load_head, head_name=head_name
+        )
+        torch_layout.assign_values(model, values)
+    else:
+        raise ValueError(
+            f"Unsupported weights file type; accepted: {KERAS_SUFFIXES + checkpoints.TORCH_LAYOUT_SUFFIXES}. "
+            f"Received: weights={path!r}"
+        )
+
+
+def parse_hub_uri(uri: str):
+    """``"hf://owner/repo@rev"`` -> ("owner/repo", "rev" or None); raises ValueError if malformed."""
+    body = uri[len(HF_PREFIX):]
+    repo_id, _, revision = body.partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")) or (_ and not revision):
+        raise ValueError(
+            "`weights` on the Hub must look like 'hf://owner/repo' or 'hf://owner/repo@revision'. "
+            f"Received: weights={uri!r}"
+        )
+    return repo_id, revision or None
+
+
+def read_hub_config(repo_id: str, revision: Optional[str]) -> dict:
+    """Download and parse ``config.json`` of a Keras-native weights repository."""
+    downloaded = hub.download_verified(
+        repo_id, CONFIG_FILENAME, revision, require_sha256=False, description=f"config.json of {repo_id}"
+    )
+    with open(downloaded.path) as handle:
+        return json.load(handle)
+
+
+def load_hub_repo_weights(model: keras.Model, uri: str, architecture: Architecture) -> None:
+    """Load Keras-native weights published on the Hub (``hf://owner/repo[@revision]``) into `model`."""
+    repo_id, revision = parse_hub_uri(uri)
+    config = read_hub_config(repo_id, revision)
+    published = config.get("architecture", {})
+    mine = architecture.as_config()
+    differences = {key: (published.get(key), value) for key, value in mine.items() if published.get(key) != value}
+    if differences:
+        detail = ", ".join(f"{key}: weights {theirs!r} vs model {ours!r}" for key, (theirs, ours) in differences.items())
+        raise ValueError(
+            f"Weights {uri!r} were published for another architecture ({detail}). "
+            f"Build the model they were made for ({config.get('model')!r}). Received: weights={uri!r}"
+        )
+    weights_file = config.get("weights_file", WEIGHTS_FILENAME)
+    downloaded = hub.download_verified(
+        repo_id, weights_file, revision, sha256=config.get("weights_sha256"),
+        require_sha256=False, description=f"weights {uri!r}",
+    )
+    load_keras_weights(model, downloaded.path, architecture, config.get("classes"), uri)

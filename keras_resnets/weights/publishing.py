@@ -1,0 +1,306 @@
+"""Publishing Keras-native weights: a folder with weights, ``config.json`` and a model card, and its upload.
+
+The folder layout is what ``weights="hf://owner/repo[@revision]"`` loads:
+
+* ``model.weights.h5``: Keras weights of a model of this zoo;
+* ``config.json``: the architecture (family, depth, residual, shortcut, downsample), classes, class
+  names, preprocessing, metrics, license, provenance and the sha256 of the weights file;
+* ``README.md``: a Hugging Face model card with ``model-index`` metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+from typing import Optional, Sequence
+
+import keras
+
+from . import fingerprint, hub
+from .loader import CONFIG_FILENAME, WEIGHTS_FILENAME, Architecture
+from .records import Preprocessing
+
+CONFIG_FORMAT_VERSION = 1
+DEFAULT_INTENDED_USE = (
+    "Image classification on the classes listed in config.json, and as a pretrained backbone for "
+    "fine-tuning (load with include_top=False or another `classes`). Not evaluated for any "
+    "safety-critical use; accuracy outside the evaluation data set is unknown."
+)
+
+
+def architecture_of(model: keras.Model) -> Architecture:
+    """Recover the zoo architecture of `model` from its layer names (torchvision naming).
+
+    Raises:
+        ValueError: if `model` is not a (possibly fine-tuned) model built by this zoo.
+    """
+    from ..specs import spec_for
+
+    names = {layer.name for layer in model.layers}
+    if "conv1" not in names or not any(name.startswith("layer1.0.") for name in names):
+        raise ValueError(
+            "`model` must be a model of keras_resnets (layers named conv1, layer1.0.conv1, ...). "
+            f"Received: model={model.name!r}"
+        )
+    stem_kernel = model.get_layer("conv1").kernel_size[0]
+    family = "imagenet" if stem_kernel == 7 else "cifar"
+    stage_blocks = []
+    while f"layer{len(stage_blocks) + 1}.0.conv1" in names:
+        stage_blocks.append(_count_blocks(names, len(stage_blocks) + 1))
+    bottleneck = "layer1.0.conv3" in names
+    depth = (3 if bottleneck else 2) * sum(stage_blocks) + 2
+    spec = spec_for(family, depth)
+    if tuple(stage_blocks) != spec.stage_blocks:
+        raise ValueError(
+            f"`model` has stages {tuple(stage_blocks)}, which is no {family} depth of the zoo. Received: "
+            f"model={model.name!r}"
+        )
+    residual = "layer1.0.add" in names
+    if any(".shortcut" in name for name in names):
+        shortcut = "A"
+    elif residual and "layer1.1.downsample.0" in names:
+        shortcut = "C"
+    else:
+        shortcut = "B" if residual else spec.default_shortcut
+    downsample = "conv3x3"
+    if bottleneck and len(stage_blocks) > 1 and model.get_layer("layer2.0.conv1").strides[0] == 2:
+        downsample = "conv1x1"
+    return Architecture(spec, residual, shortcut, downsample)
+
+
+def _count_blocks(names, stage: int) -> int:
+    count = 0
+    while f"layer{stage}.{count}.conv1" in names:
+        count += 1
+    return count
+
+
+def _classifier_units(model) -> Optional[int]:
+    from .torch_layout import model_classifier
+
+    head = model_classifier(model)
+    return None if head is None else head.units
+
+
+_DATASET_IDS = {"imagenet-1k": "imagenet-1k", "cifar-10": "cifar10"}  # Hub data set ids for model-index.
+
+
+def _yaml_string(value: str) -> str:
+    return json.dumps(value)  # JSON strings are valid YAML scalars and escape everything needed.
+
+
+def _or_unmeasured(value) -> str:
+    return "not measured" if value is None else f"{value}"
+
+
+def model_card(config: dict, repo_name: str) -> str:
+    """A Hugging Face model card (README.md) with ``model-index`` metrics for a published weight set."""
+    metrics = config.get("metrics") or {}
+    architecture = config["architecture"]
+    lines = [
+        "---",
+        f"license: {config['license'].lower()}",
+        "library_name: keras",
+        "pipeline_tag: image-classification",
+        "tags:",
+        "- keras",
+        "- keras-resnets",
+        "- resnet",
+        "- image-classification",
+    ]
+    if metrics.get("top1") is not None:
+        lines += [
+            "model-index:",
+            f"- name: {_yaml_string(repo_name)}",
+            "  results:",
+            "  - task:",
+            "      type: image-classification",
+            "      name: Image Classification",
+            "    dataset:",
+            f"      name: {_yaml_string(metrics.get('dataset', 'unknown'))}",
+            f"      type: {_yaml_string(_DATASET_IDS.get(config.get('class_names'), 'custom'))}",
+            "    metrics:",
+            "    - type: accuracy",
+            "      name: top-1 accuracy",
+            f"      value: {metrics['top1']}",
+        ]
+        if metrics.get("top5") is not None:
+            lines += ["    - type: top_5_accuracy", "      name: top-5 accuracy", f"      value: {metrics['top5']}"]
+    lines.append("---")
+    pre = config.get("preprocessing") or {}
+    check = config.get("source_check")
+    lines += [
+        "",
+        f"# {repo_name}",
+        "",
+        f"{config['model']} ({'residual' if architecture['residual'] else 'plain'} network of He et al. 2015, "
+        f"{architecture['family']} layout, shortcut option {architecture['shortcut']}, "
+        f"downsample {architecture['downsample']}) with {config.get('classes') or 'no'} output classes, "
+        "for keras-resnets (Keras 3, any backend).",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import keras_resnets",
+        f"model = keras_resnets.get_model({config['model']!r}, weights=\"hf://{repo_name}\")",
+        "```",
+        "",
+        "## Metrics",
+        "",
+        f"- top-1: {_or_unmeasured(metrics.get('top1'))}; top-5: {_or_unmeasured(metrics.get('top5'))} "
+        f"({metrics.get('dataset', 'n/a')}; source: {metrics.get('source', 'n/a')})",
+        "",
+        "## Preprocessing",
+        "",
+        f"RGB pixels / 255, then per channel (x - mean) / std with mean {pre.get('mean')} and std {pre.get('std')}; "
+        f"evaluation input {pre.get('input_size')}x{pre.get('input_size')} (crop_pct {pre.get('crop_pct')}, "
+        f"{pre.get('interpolation')}). `keras_resnets.preprocess_input` does the normalisation.",
+        "",
+        "## Provenance",
+        "",
+        config.get("provenance") or "Not stated.",
+        "",
+    ]
+    if check:
+        lines += [
+            f"Output check before publishing: max |logit difference| {check['max_abs_diff']:.3g} against "
+            f"{check['reference']} on {check['inputs']}.",
+            "",
+        ]
+    lines += [
+        "## Intended use",
+        "",
+        config.get("intended_use") or DEFAULT_INTENDED_USE,
+        "",
+        "## License",
+        "",
+        f"{config['license']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_folder(
+    model: keras.Model,
+    folder,
+    *,
+    repo_name: str,
+    license: str,
+    provenance: str,
+    metrics: Optional[dict] = None,
+    preprocessing: Optional[Preprocessing] = None,
+    class_names=None,
+    intended_use: Optional[str] = None,
+    source_check: Optional[dict] = None,
+) -> pathlib.Path:
+    """Write ``model.weights.h5``, ``config.json`` and ``README.md`` for `model` into `folder`.
+
+    Args:
+        model: a model of this zoo (possibly fine-tuned).
+        folder: output folder (created).
+        repo_name: "owner/name" the folder is meant for (used in the card).
+        license: SPDX license of the weights.
+        provenance: where the weights come from (training run, source checkpoint, conversion).
+        metrics: {"top1", "top5", "dataset", "source"} (values in %), or None.
+        preprocessing: the evaluation transform; defaults to the family's usual one.
+        class_names: "imagenet-1k", "cifar-10", or a list of names (one per class).
+        intended_use: a paragraph for the card.
+        source_check: {"max_abs_diff", "reference", "inputs"} from comparing outputs with the source.
+
+    Returns:
+        The folder.
+    """
+    from .. import __version__
+    from ..preprocessing import default_preprocessing
+
+    architecture = architecture_of(model)
+    classes = _classifier_units(model)
+    if isinstance(class_names, (list, tuple)) and classes is not None and len(class_names) != classes:
+        raise ValueError(
+            f"`class_names` must have one name per class ({classes}). Received: {len(class_names)} names"
+        )
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights_path = folder / WEIGHTS_FILENAME
+    fingerprint.save_weights(model, str(weights_path))
+    preprocessing = preprocessing or default_preprocessing(architecture.spec.family)
+    config = {
+        "format_version": CONFIG_FORMAT_VERSION,
+        "library": "keras-resnets",
+        "library_version": __version__,
+        "model": architecture.model_name,
+        "architecture": architecture.as_config(),
+        "classes": classes,
+        "class_names": list(class_names) if isinstance(class_names, (list, tuple)) else class_names,
+        "preprocessing": dataclasses.asdict(preprocessing),
+        "weights_file": WEIGHTS_FILENAME,
+        "weights_sha256": hub.file_sha256(weights_path),
+        "metrics": metrics,
+        "license": license,
+        "provenance": provenance,
+        "intended_use": intended_use or DEFAULT_INTENDED_USE,
+        "source_check": source_check,
+    }
+    (folder / CONFIG_FILENAME).write_text(json.dumps(config, indent=2) + "\n")
+    (folder / "README.md").write_text(model_card(config, repo_name))
+    return folder
+
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def upload_folder(folder, repo_id: str, *, token=None, private: Optional[bool] = None,
+                  commit_message: str = "Upload keras-resnets weights") -> str:
+    """Create `repo_id` on the Hub if needed and upload `folder`; returns ``"hf://repo_id@commit"``."""
+    from huggingface_hub import HfApi
+
+    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
+        raise ValueError(f"`repo_id` must look like 'owner/name'. Received: repo_id={repo_id!r}")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+    return f"hf://{repo_id}@{info.oid}"
+
+
+def push_to_hub(
+    model: keras.Model,
+    repo_id: str,
+    *,
+    token=None,
+    private: Optional[bool] = None,
+    license: str = "apache-2.0",
+    provenance: str = "Fine-tuned with keras-resnets.",
+    metrics: Optional[dict] = None,
+    preprocessing: Optional[Preprocessing] = None,
+    class_names: Optional[Sequence[str]] = None,
+    intended_use: Optional[str] = None,
+    folder=None,
+    commit_message: str = "Upload keras-resnets weights",
+) -> str:
+    """Publish `model`'s weights on the Hub so that ``weights="hf://repo_id"`` loads them back.
+
+    Args:
+        model: a model built by keras_resnets (fine-tuned or not).
+        repo_id: "owner/name" on the Hub (created if missing).
+        token: Hub token (default: the logged-in one, ``HF_TOKEN``).
+        private: create the repository private.
+        license, provenance, metrics, preprocessing, class_names, intended_use: model card and config
+            contents (see :func:`write_model_folder`).
+        folder: where to write the files first (default: a temporary folder).
+        commit_message: the commit message on the Hub.
+
+    Returns:
+        ``"hf://repo_id@<commit>"``, a pinned reference to pass as ``weights=``.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        target = folder if folder is not None else os.path.join(scratch, "model")
+        write_model_folder(
+            model, target, repo_name=repo_id, license=license, provenance=provenance, metrics=metrics,
+            preprocessing=preprocessing, class_names=class_names, intended_use=intended_use,
+        )
+        return upload_folder(target, repo_id, token=token, private=private, commit_message=commit_message)
