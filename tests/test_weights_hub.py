@@ -11,16 +11,8 @@ from safetensors.numpy import save
 
 import keras_resnets
 from keras_resnets.weights import WeightsIntegrityError, WeightsNotAvailableError, catalog, torch_layout
-from weights_fake_hub import FakeHub, fake_hub_environment, serve_weights, subprocess_environment
+from weights_fake_hub import hub, serve_weights, subprocess_environment  # noqa: F401 (hub is a fixture)
 from weights_torch_reference import timm_resnet_state_dict
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    server = FakeHub().start()
-    fake_hub_environment(server, tmp_path, monkeypatch)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,9 @@ import pytest
 import keras_resnets
 from keras_resnets.weights import publishing
 from conftest import REPO_ROOT
-from weights_fake_hub import FakeHub, fake_hub_environment, subprocess_environment
+from weights_fake_hub import hub, subprocess_environment  # noqa: F401 (hub is a fixture)
 
 PUBLISH_SCRIPT = REPO_ROOT / "weights" / "publish.py"
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    server = FakeHub().start()
-    fake_hub_environment(server, tmp_path, monkeypatch)
-    yield server
-    server.stop()
 
 
 def _same_weights(a, b, skip_head=False):

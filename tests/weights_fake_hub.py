@@ -21,6 +21,8 @@ import threading
 import uuid
 from typing import Dict, List, Optional, Tuple
 
+import pytest
+
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _API_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+?)(?:/revision/(?P<rev>[^/?]+))?$")
 _API_REPO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit)/(?P<rev>[^/?]+)")
@@ -243,3 +245,12 @@ def subprocess_environment(hub: FakeHub, tmp_path) -> dict:
         PYTHONPATH=os.pathsep.join([str(pathlib.Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]),
     )
     return env
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A running FakeHub that huggingface_hub in this process talks to (stopped afterwards)."""
+    server = FakeHub().start()
+    fake_hub_environment(server, tmp_path, monkeypatch)
+    yield server
+    server.stop()
