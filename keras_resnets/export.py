@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from .image_folder import decode_image
-from .model_info import INFO_FILE_NAME, ModelInfo
+from .model_info import INFO_FILE_NAME, ModelInfo, reject_builtin_preprocessing
 from .transforms import model_inputs, normalization_constants
 
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
@@ -68,6 +68,7 @@ def _prepare_destination(path: str, overwrite: bool, is_directory: bool) -> None
 
 
 def _check_classes(model, info: ModelInfo) -> None:
+    reject_builtin_preprocessing(model)
     if model.output_shape[-1] != info.num_classes:
         raise ValueError(
             f"The model has {model.output_shape[-1]} outputs but `info` names {info.num_classes} classes. "

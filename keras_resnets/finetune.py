@@ -30,6 +30,7 @@ from .model_info import (
     Preprocessing,
     guess_family,
     preprocessing_for,
+    reject_builtin_preprocessing,
     resolve_default_weights,
     save_classifier,
 )
@@ -131,6 +132,7 @@ def _backbone_features(model_or_name, weights, image_shape):
                 f"weights. Received: weights={weights!r}"
             )
         source = model_or_name
+        reject_builtin_preprocessing(source)
         if FEATURE_LAYER not in [layer.name for layer in source.layers]:
             raise ValueError(
                 f"`model` must be a keras_resnets network with its global average pool layer {FEATURE_LAYER!r} "

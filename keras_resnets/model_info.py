@@ -229,6 +229,23 @@ def resolve_default_weights(model_name: str, weights):
     return weights
 
 
+def reject_builtin_preprocessing(model, argument: str = "model") -> None:
+    """Raise if `model` normalises its own input (built with ``include_preprocessing=True``).
+
+    Fine-tuning, prediction and export put the weights' resize and normalisation in front of the model
+    themselves; a model that also normalises inside would see its images normalised twice.
+    """
+    from .preprocessing import LAYER_PREFIX
+
+    builtin = [layer.name for layer in model.layers if layer.name.startswith(LAYER_PREFIX + ".")]
+    if builtin:
+        raise ValueError(
+            f"`{argument}` already resizes/normalises its input (layers {builtin}, from "
+            "include_preprocessing=True), and this step normalises images itself, so they would be "
+            f"normalised twice. Build the model with include_preprocessing=False. Received: {argument}={model.name!r}"
+        )
+
+
 def describe_model(model, base_model: Optional[str] = None, weights=None) -> ModelInfo:
     """A :class:`ModelInfo` for a zoo model that has no saved info (e.g. freshly built with weights).
 

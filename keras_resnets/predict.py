@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import image_folder
-from .model_info import ModelInfo
+from .model_info import ModelInfo, reject_builtin_preprocessing
 from .transforms import batched_model_inputs, model_inputs
 
 
@@ -69,6 +69,7 @@ def _source_name(source, index: int) -> str:
 
 def predict_probabilities(model, info: ModelInfo, images: Sequence, batch_size: int = 32) -> np.ndarray:
     """Class probabilities (N, classes) for `images` (paths, encoded bytes or RGB arrays, any sizes)."""
+    reject_builtin_preprocessing(model)
     if isinstance(images, (str, bytes, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
         images = [images]
     names = [_source_name(source, i) for i, source in enumerate(images)]

@@ -176,7 +176,11 @@ def decode_predictions(preds, top: int = 5, classes: Optional[str] = None):
     return results
 
 
-def preprocessing_layers(preprocessing: Preprocessing, name_prefix: str = "preprocessing"):
+# Name prefix of the layers include_preprocessing=True adds (fine-tuning and export look for it).
+LAYER_PREFIX = "preprocessing"
+
+
+def preprocessing_layers(preprocessing: Preprocessing, name_prefix: str = LAYER_PREFIX):
     """Keras layers that take RGB 0..255 images of any size to normalised ``input_size`` squares.
 
     A centre crop to a square followed by a resize (``Resizing(crop_to_aspect_ratio=True)``), then the

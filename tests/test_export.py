@@ -189,3 +189,22 @@ def test_export_checks_model_matches_info(classifier, tmp_path):
     with pytest.raises(ValueError, match="class"):
         export_saved_model(model, dataclasses.replace(info, class_names=["a", "b"]), tmp_path / "sm")
     assert keras.backend.backend() in ("tensorflow", "jax")
+
+
+def test_models_with_builtin_preprocessing_are_refused_everywhere(tmp_path):
+    """A model built with include_preprocessing=True would have its images normalised twice."""
+    import keras_resnets
+    from keras_resnets import export, finetune, predict
+    from keras_resnets.model_info import describe_model
+
+    model = keras_resnets.ResNet20(include_preprocessing=True, input_shape=(32, 32, 3))
+    plain_model = keras_resnets.ResNet20()
+    info = describe_model(plain_model, base_model="resnet20")
+    image = np.zeros((32, 32, 3), np.uint8)
+    for call in (
+        lambda: export.export_saved_model(model, info, tmp_path / "sm"),
+        lambda: predict.predict_probabilities(model, info, [image]),
+        lambda: finetune.build_classifier(model, 3),
+    ):
+        with pytest.raises(ValueError, match="normalised twice"):
+            call()
