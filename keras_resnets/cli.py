@@ -156,6 +156,12 @@ def _run_export(args) -> int:
     return 0
 
 
+def _add_model_source_arguments(parser) -> None:
+    """--model and --weights, shared by the commands that load a trained classifier."""
+    parser.add_argument("--model", default="resnet50", help=MODEL_HELP + " (default: resnet50)")
+    parser.add_argument("--weights", type=_weights_argument, default="default", help=WEIGHTS_HELP + " (default: default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``keras-resnets`` with its sub-commands."""
     parser = argparse.ArgumentParser(
@@ -217,8 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the top-k labels and probabilities of each IMAGE (any size; resized as the weights' preprocessing says).",
     )
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, GIF or BMP)")
-    predict.add_argument("--model", default="resnet50", help=MODEL_HELP + " (default: resnet50)")
-    predict.add_argument("--weights", type=_weights_argument, default="default", help=WEIGHTS_HELP + " (default: default)")
+    _add_model_source_arguments(predict)
     predict.add_argument("--top-k", type=int, default=5, help="(default: 5)")
     predict.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -235,8 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     export.add_argument("output", help="output folder (saved_model) or .tflite/.onnx file")
-    export.add_argument("--model", default="resnet50", help=MODEL_HELP + " (default: resnet50)")
-    export.add_argument("--weights", type=_weights_argument, default="default", help=WEIGHTS_HELP + " (default: default)")
+    _add_model_source_arguments(export)
     export.add_argument("--format", choices=("saved_model", "tflite", "onnx"), default="saved_model", help="(default: saved_model)")
     export.add_argument("--top-k", type=int, default=5, help="classes in the top_k outputs (default: 5)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing export at OUTPUT")
