@@ -27,6 +27,7 @@ import numpy as np
 
 from keras_resnets import input_pipeline
 from keras_resnets.distribution import resolve_distribution
+from keras_resnets.weights.catalog import IMAGENET_MEAN, IMAGENET_STD
 from keras_resnets.weights.fingerprint import save_weights
 
 from . import modeling, run_log
@@ -35,8 +36,6 @@ from .checkpoint import Checkpointer
 from .config import TrainConfig, validate
 
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class TrainingDivergedError(FloatingPointError):

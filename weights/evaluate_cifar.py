@@ -22,24 +22,18 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras_resnets  # noqa: E402
+from keras_resnets import image_folder  # noqa: E402
 from keras_resnets.preprocessing import CIFAR10_CLASSES  # noqa: E402
 
 
 def load_jpeg_test_set(archive: pathlib.Path, workdir: str):
     """(images uint8 (N, 32, 32, 3), labels (N,)) of the test split, classes in standard label order."""
-    from PIL import Image
-
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if "/test/" in m.name and m.name.endswith(".jpg")]
         tar.extractall(workdir, members=members, filter="data")
-    images, labels = [], []
     test_root = next(pathlib.Path(workdir).rglob("test"))
-    for label, name in enumerate(CIFAR10_CLASSES):
-        for path in sorted((test_root / name).glob("*.jpg")):
-            with Image.open(path) as image:
-                images.append(np.asarray(image.convert("RGB"), dtype="uint8"))
-            labels.append(label)
-    return np.stack(images), np.asarray(labels)
+    folder = image_folder.scan_image_folder(test_root, class_names=CIFAR10_CLASSES)
+    return image_folder.load_image_arrays(folder.paths), folder.labels
 
 
 def main(argv=None) -> int:
