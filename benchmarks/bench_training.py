@@ -30,7 +30,7 @@ def _train_worker(backend: str, model: str, xla: bool, steps: int) -> dict:
     """Runs in the subprocess: images/s of `steps` training steps after warm-up."""
     import numpy as np
 
-    from keras_resnets.distribution import resolve_distribution
+    from keras_resnets.tasks.distribution import resolve_distribution
     from training.config import TrainConfig
 
     config = TrainConfig(model=model, xla=xla if backend == "tensorflow" else None, distribution="none")
@@ -79,7 +79,7 @@ def _train_worker(backend: str, model: str, xla: bool, steps: int) -> dict:
 
 def _pipeline_worker(kind: str, data_dir: str, batches: int) -> dict:
     """Runs in the subprocess: images/s of a training input pipeline (augmentation included)."""
-    from keras_resnets import input_pipeline
+    from keras_resnets.data import input_pipeline
 
     in_memory = kind != "tf_data_files"
     data = input_pipeline.load_data("image_folder", data_dir=data_dir, image_size=32, in_memory=in_memory)

@@ -1,8 +1,8 @@
 """keras-resnets: every network of He et al. (2015), residual and plain, as Keras 3 functional models."""
 
-from .builder import build_resnet
-from .layers import ZeroPadShortcut
-from .models import (
+from keras_resnets.models.builder import build_resnet
+from keras_resnets.architecture.layers import ZeroPadShortcut
+from keras_resnets.models.zoo import (
     PlainNet18,
     PlainNet20,
     PlainNet32,
@@ -27,9 +27,9 @@ from .models import (
     ResNet152,
     ResNet1202,
 )
-from .preprocessing import decode_predictions, prepare_image, preprocess_input
-from .registry import get_model, list_models, model_entry
-from .specs import ResNetSpec, cifar_spec, imagenet_spec
-from .weights import WeightsRecord, download_weights, get_weights_record, list_weights, push_to_hub
+from keras_resnets.data.preprocessing import decode_predictions, prepare_image, preprocess_input
+from keras_resnets.models.registry import get_model, list_models, model_entry
+from keras_resnets.architecture.specs import ResNetSpec, cifar_spec, imagenet_spec
+from keras_resnets.weights import WeightsRecord, download_weights, get_weights_record, list_weights, push_to_hub
 
 __version__ = "0.1.0"

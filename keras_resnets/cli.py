@@ -46,13 +46,13 @@ def _image_size_argument(value: str):
 
 
 def _load(model: str, weights):
-    from .model_info import load_classifier
+    from keras_resnets.tasks.model_info import load_classifier
 
     return load_classifier(model, weights=weights)
 
 
 def _run_models(args) -> int:
-    from .registry import list_models, model_entry
+    from keras_resnets.models.registry import list_models, model_entry
 
     names = list_models(family=args.family, residual={"residual": True, "plain": False}.get(args.kind))
     print(f"{'model':<12} {'family':<9} {'kind':<8} {'blocks':<15} {'input':<11} paper top-1 error (%)")
@@ -67,7 +67,7 @@ def _run_models(args) -> int:
 
 
 def _run_weights(args) -> int:
-    from .weights import DEFAULT_TAGS, list_weights
+    from keras_resnets.weights import DEFAULT_TAGS, list_weights
 
     records = list_weights(args.model)
     print(f"{'weights':<22} {'top-1 (%)':>9}  {'input':>5}  {'license':<12} description")
@@ -82,7 +82,7 @@ def _run_weights(args) -> int:
 
 
 def _run_fine_tune(args) -> int:
-    from .finetune import fine_tune
+    from keras_resnets.tasks.finetune import fine_tune
 
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
     result = fine_tune(
@@ -107,7 +107,7 @@ def _run_fine_tune(args) -> int:
         verbose=verbose,
     )
     if args.test_dir:
-        from .predict import evaluate_folder
+        from keras_resnets.tasks.predict import evaluate_folder
 
         scores = evaluate_folder(result.model, result.info, args.test_dir)
         per_class = ", ".join(f"{name} {value:.3f}" for name, value in scores["per_class"].items())
@@ -116,13 +116,13 @@ def _run_fine_tune(args) -> int:
 
 
 def _distribution(name: str):
-    from .distribution import resolve_distribution
+    from keras_resnets.tasks.distribution import resolve_distribution
 
     return resolve_distribution(name)
 
 
 def _run_predict(args) -> int:
-    from .predict import predict_images
+    from keras_resnets.tasks.predict import predict_images
 
     model, info = _load(args.model, args.weights)
     predictions = predict_images(model, info, args.images, top_k=args.top_k, batch_size=args.batch_size)
@@ -143,7 +143,7 @@ def _run_predict(args) -> int:
 
 
 def _run_export(args) -> int:
-    from .export import export_model, saved_model_signatures
+    from keras_resnets.tasks.export import export_model, saved_model_signatures
 
     model, info = _load(args.model, args.weights)
     print(f"Exporting {model.name} ({info.num_classes} classes) as {args.format} to {args.output} ...", flush=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 import keras
 
-from .registry import list_models, model_entry
+from keras_resnets.models.registry import list_models, model_entry
 
 
 def count_multiply_adds(model: keras.Model) -> int:

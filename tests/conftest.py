@@ -5,6 +5,9 @@ import pathlib
 
 import pytest
 
+# Fixtures that live beside their helpers (the fake Hub server, the tiny CIFAR tree), shared by every folder.
+pytest_plugins = ["helpers.fake_hub", "helpers.training_fixtures"]
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -13,8 +13,8 @@ import pkgutil
 import typing
 from typing import Optional, Tuple
 
-from keras_resnets import input_pipeline
-from keras_resnets.distribution import DISTRIBUTIONS
+from keras_resnets.data import input_pipeline
+from keras_resnets.tasks.distribution import DISTRIBUTIONS
 
 LR_SCHEDULES = ("piecewise", "cosine", "constant")
 SCHEDULE_UNITS = ("steps", "epochs")

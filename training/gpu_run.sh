@@ -9,7 +9,7 @@
 #         curves.png and summary.json.
 # Environment: PYTHON (default python3), MINUTES (training-time budget, default 6; the full 64k-step
 # schedule stops earlier if it is done). Needs jax, keras, numpy, pillow, h5py; no TensorFlow: images
-# are decoded with Pillow and augmented with NumPy (keras_resnets.input_pipeline.NumpyPipeline).
+# are decoded with Pillow and augmented with NumPy (keras_resnets.data.input_pipeline.NumpyPipeline).
 # Extra arguments are passed on to `python -m training` (e.g. --set train_length=200 for a smoke test).
 set -euo pipefail
 cd "$(dirname "$0")/.."

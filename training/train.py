@@ -25,8 +25,8 @@ import time
 import keras
 import numpy as np
 
-from keras_resnets import input_pipeline
-from keras_resnets.distribution import resolve_distribution
+from keras_resnets.data import input_pipeline
+from keras_resnets.tasks.distribution import resolve_distribution
 from keras_resnets.weights.catalog import IMAGENET_MEAN, IMAGENET_STD
 from keras_resnets.weights.fingerprint import save_weights
 

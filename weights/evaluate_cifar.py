@@ -1,6 +1,6 @@
 """Top-1 of the converted akamaster CIFAR-10 ResNets on the 10,000-image JPEG test set.
 
-    python weights/evaluate_cifar.py [--shared ../shared] [--depths 20 32 44 56]
+    python -m weights.evaluate_cifar [--shared ../shared] [--depths 20 32 44 56]
 
 Reads ``data/cifar10-jpeg.tar.gz`` (extracted into a temporary folder) and the ``.npz`` checkpoints in
 ``weights/akamaster/`` of the shared folder. The JPEGs are lossy re-encodings (about 29.7 dB PSNR),
@@ -19,11 +19,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import keras_resnets  # noqa: E402
-from keras_resnets import image_folder  # noqa: E402
-from keras_resnets.preprocessing import CIFAR10_CLASSES  # noqa: E402
+import keras_resnets
+from keras_resnets.data import image_folder
+from keras_resnets.data.preprocessing import CIFAR10_CLASSES
 
 
 def load_jpeg_test_set(archive: pathlib.Path, workdir: str):

@@ -1,8 +1,8 @@
 """Look up the Hub revision and sha256 of every unpinned timm weight record (needs network access).
 
-    python weights/fill_pins.py            # prints a `_PINS` block to paste into keras_resnets/weights/catalog.py
-    python weights/fill_pins.py --check    # also re-checks the pins already recorded (exit 1 on a mismatch)
-    python weights/fill_pins.py --only resnet34.tv_in1k resnet101.tv_in1k
+    python -m weights.fill_pins            # prints a `_PINS` block to paste into keras_resnets/weights/catalog.py
+    python -m weights.fill_pins --check    # also re-checks the pins already recorded (exit 1 on a mismatch)
+    python -m weights.fill_pins --only resnet34.tv_in1k resnet101.tv_in1k
 
 For each repository, ``HfApi().model_info(repo, files_metadata=True)`` gives the current commit
 (``sha``) and, per file, the LFS sha256. A recorded pin is never changed silently: ``--check``
@@ -15,9 +15,8 @@ import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from keras_resnets.weights import catalog  # noqa: E402
+from keras_resnets.weights import catalog
 
 
 def hub_pin(api, repo_id: str, filename: str):

@@ -4,14 +4,14 @@ Examples (from the repository root):
 
     # akamaster CIFAR-10 ResNet-20: convert the torch state dict, compare with the PyTorch logits,
     # write model.weights.h5 + config.json + README.md into out/resnet20.cifar10 (no upload):
-    python weights/publish.py --model resnet20 --tag cifar10 \
+    python -m weights.publish --model resnet20 --tag cifar10 \
         --source ../shared/weights/akamaster/resnet20.npz \
         --check-images ../shared/data/cifar10-test-first100.npz \
         --check-logits ../shared/weights/akamaster/resnet20_logits_first100.npy \
         --out out/resnet20.cifar10 --dry-run
 
     # a model trained with this package, uploaded (needs a token: HF_TOKEN or --token):
-    python weights/publish.py --model resnet56 --source run/model.keras --top1 93.0 \
+    python -m weights.publish --model resnet56 --source run/model.keras --top1 93.0 \
         --dataset "CIFAR-10 test" --provenance "trained with training/train.py, config ..." \
         --out out/resnet56 --repo-id you/resnet56-cifar10
 
@@ -27,11 +27,10 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import keras_resnets  # noqa: E402
-from keras_resnets.preprocessing import default_preprocessing, preprocess_input  # noqa: E402
-from keras_resnets.weights import catalog, publishing  # noqa: E402
+import keras_resnets
+from keras_resnets.data.preprocessing import default_preprocessing, preprocess_input
+from keras_resnets.weights import catalog, publishing
 
 
 def parse_args(argv=None):

@@ -5,13 +5,13 @@ Public entry points (re-exported by :mod:`keras_resnets`): :func:`list_weights`,
 :func:`load_weights`.
 """
 
-from .cache import cache_root
-from .catalog import DEFAULT_TAGS, get_weights_record, list_weights
-from .hub import WeightsIntegrityError, WeightsNotAvailableError
-from .loader import load_weights
-from .publishing import push_to_hub, write_model_folder
-from .records import Metrics, Preprocessing, WeightsRecord
-from .torch_layout import WeightsMismatchError
+from keras_resnets.weights.cache import cache_root
+from keras_resnets.weights.catalog import DEFAULT_TAGS, get_weights_record, list_weights
+from keras_resnets.weights.hub import WeightsIntegrityError, WeightsNotAvailableError
+from keras_resnets.weights.loader import load_weights
+from keras_resnets.weights.publishing import push_to_hub, write_model_folder
+from keras_resnets.weights.records import Metrics, Preprocessing, WeightsRecord
+from keras_resnets.weights.torch_layout import WeightsMismatchError
 
 
 def download_weights(weights: str, model=None, force_download: bool = False) -> str:
@@ -25,7 +25,7 @@ def download_weights(weights: str, model=None, force_download: bool = False) -> 
         model: model name, needed when `weights` is a tag.
         force_download: download and convert again even if cached.
     """
-    from .loader import cached_record_weights
+    from keras_resnets.weights.loader import cached_record_weights
 
     record = get_weights_record(weights, model)
     return str(cached_record_weights(record, force_download=force_download))

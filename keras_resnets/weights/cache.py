@@ -16,7 +16,7 @@ from typing import Optional
 
 import filelock
 
-from . import fingerprint
+from keras_resnets.weights import fingerprint
 
 CACHE_ENV = "KERAS_RESNETS_CACHE"
 ENTRY_FORMAT_VERSION = 1

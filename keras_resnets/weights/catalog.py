@@ -7,14 +7,14 @@
 Pins: three timm files are pinned here to a 40-hex revision and sha256 (taken from the Hub). The
 others are recorded with ``revision=None``/``sha256=None``: they are downloaded from ``main`` and
 checked against the sha256 the Hub reports for the file (its LFS ETag); run
-``python weights/fill_pins.py`` with network access to pin them.
+``python -m weights.fill_pins`` with network access to pin them.
 """
 
 from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from .records import Metrics, Preprocessing, WeightsRecord
+from keras_resnets.weights.records import Metrics, Preprocessing, WeightsRecord
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,7 +31,7 @@ DEFAULT_TAGS: Dict[str, Dict[str, str]] = {
 _UNPINNED = (
     "Revision and sha256 not recorded yet (they were not available where this record was written). "
     "The file is downloaded from `main` and verified against the sha256 the Hub reports for it (LFS "
-    "ETag); run `python weights/fill_pins.py` with network access to pin it."
+    "ETag); run `python -m weights.fill_pins` with network access to pin it."
 )
 
 # Known pins (revision, sha256 of model.safetensors), read from the Hub.
@@ -172,7 +172,7 @@ def _cifar_records() -> List[WeightsRecord]:
             filename="model.weights.h5",
             sha256=None,
             pin_note=(
-                "Not published on the Hub yet. Publish with `python weights/publish.py cifar10 "
+                "Not published on the Hub yet. Publish with `python -m weights.publish cifar10 "
                 f"--model resnet{depth} --source {th_name.replace('.th', '.npz')} --repo-id OWNER/resnet{depth}.cifar10` "
                 "(converts, checks logits against the source, uploads), then fill repo_id/revision/sha256 here. "
                 f"Meanwhile load the checkpoint directly: weights='/path/to/resnet{depth}.npz' (or the .th file)."

@@ -17,7 +17,7 @@ from typing import Dict, Optional
 import h5py
 import keras
 
-from .torch_layout import WeightsMismatchError
+from keras_resnets.weights.torch_layout import WeightsMismatchError
 
 ATTRIBUTE = "keras_resnets_architecture"
 _BLOCK_CONV = re.compile(r"^layer(\d+)\.(\d+)\.conv(\d)$")

@@ -5,7 +5,7 @@ Accepted ``weights``:
 * a registry tag or alias for the model ("imagenet", "cifar10", "tv2_in1k") or a full record name
   ("resnet50.a1_in1k"): downloaded from the Hub once, verified, converted and cached;
 * ``"hf://owner/repo"`` or ``"hf://owner/repo@revision"``: Keras-native weights and ``config.json``
-  published with :func:`keras_resnets.push_to_hub` or ``weights/publish.py``;
+  published with :func:`keras_resnets.push_to_hub` or ``python -m weights.publish``;
 * a local ``.weights.h5`` or ``.keras`` file (Keras-native);
 * a local torch-layout checkpoint: timm/torchvision ``.safetensors``, a state dict saved as
   ``.npz``, or a torch pickle ``.th``/``.pth`` (needs torch), converted on load.
@@ -24,10 +24,10 @@ from typing import Optional
 import h5py
 import keras
 
-from . import cache as cache_lib
-from . import catalog, checkpoints, fingerprint, hub, torch_layout
-from .records import WeightsRecord
-from .torch_layout import WeightsMismatchError
+from keras_resnets.weights import cache as cache_lib
+from keras_resnets.weights import catalog, checkpoints, fingerprint, hub, torch_layout
+from keras_resnets.weights.records import WeightsRecord
+from keras_resnets.weights.torch_layout import WeightsMismatchError
 
 HF_PREFIX = "hf://"
 KERAS_SUFFIXES = (".weights.h5", ".keras")
@@ -47,13 +47,13 @@ class Architecture:
     @property
     def model_name(self) -> str:
         """Registry-style name ("resnet50", "plain56")."""
-        from ..builder import default_model_name
+        from keras_resnets.models.builder import default_model_name
 
         return default_model_name(self.spec, self.residual)
 
     def build(self, include_top: bool, classes: Optional[int], name: str) -> keras.Model:
         """A model of this architecture with random weights (used as a conversion/loading target)."""
-        from ..builder import build_resnet
+        from keras_resnets.models.builder import build_resnet
 
         return build_resnet(
             self.spec, residual=self.residual, shortcut=self.shortcut, downsample=self.downsample,
@@ -130,7 +130,7 @@ def _looks_like_path(weights: str) -> bool:
 
 
 def _check_record_architecture(record: WeightsRecord, architecture: Architecture) -> None:
-    from ..registry import model_entry
+    from keras_resnets.models.registry import model_entry
 
     entry = model_entry(record.model)
     expected = Architecture(entry.spec, entry.residual, entry.spec.default_shortcut, "conv3x3")
@@ -184,7 +184,7 @@ def cached_record_weights(record: WeightsRecord, force_download: bool = False):
 
 def _record_source_model(record: WeightsRecord, path: str) -> keras.Model:
     """A model of `record`'s architecture holding the weights of the downloaded file."""
-    from ..registry import model_entry
+    from keras_resnets.models.registry import model_entry
 
     entry = model_entry(record.model)
     architecture = Architecture(entry.spec, entry.residual, entry.spec.default_shortcut, "conv3x3")

@@ -19,9 +19,9 @@ from typing import Optional, Sequence
 
 import keras
 
-from . import fingerprint, hub
-from .loader import CONFIG_FILENAME, WEIGHTS_FILENAME, Architecture
-from .records import Preprocessing
+from keras_resnets.weights import fingerprint, hub
+from keras_resnets.weights.loader import CONFIG_FILENAME, WEIGHTS_FILENAME, Architecture
+from keras_resnets.weights.records import Preprocessing
 
 CONFIG_FORMAT_VERSION = 1
 DEFAULT_INTENDED_USE = (
@@ -37,7 +37,7 @@ def architecture_of(model: keras.Model) -> Architecture:
     Raises:
         ValueError: if `model` is not a (possibly fine-tuned) model built by this zoo.
     """
-    from ..specs import spec_for
+    from keras_resnets.architecture.specs import spec_for
 
     names = {layer.name for layer in model.layers}
     if "conv1" not in names or not any(name.startswith("layer1.0.") for name in names):
@@ -79,7 +79,7 @@ def _count_blocks(names, stage: int) -> int:
 
 
 def _classifier_units(model) -> Optional[int]:
-    from .torch_layout import model_classifier
+    from keras_resnets.weights.torch_layout import model_classifier
 
     head = model_classifier(model)
     return None if head is None else head.units
@@ -213,8 +213,8 @@ def write_model_folder(
     Returns:
         The folder.
     """
-    from .. import __version__
-    from ..preprocessing import default_preprocessing
+    from keras_resnets import __version__
+    from keras_resnets.data.preprocessing import default_preprocessing
 
     architecture = architecture_of(model)
     classes = _classifier_units(model)

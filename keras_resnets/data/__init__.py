@@ -1,0 +1,1 @@
+"""Images in, model inputs out: the evaluation transform, augmentation, image folders, input pipelines, class lists."""

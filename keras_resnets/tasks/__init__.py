@@ -1,0 +1,1 @@
+"""What users do with a model: fine-tune, predict, export, describe (class names and preprocessing)."""

@@ -1,0 +1,316 @@
+"""What a trained classifier needs besides its weights: its class names and its input preprocessing.
+
+A :class:`ModelInfo` travels with every fine-tuned model as ``keras_resnets.json`` beside
+``model.keras`` (see :func:`save_classifier` / :func:`load_classifier`), and is embedded in exported
+artifacts, so predictions and serving resize and normalise images exactly as training did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import math
+from typing import List, Optional, Sequence, Tuple
+
+from keras_resnets.weights.catalog import IMAGENET_MEAN, IMAGENET_STD
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+# The pretrained weight tag used when a command or function is asked for weights="default".
+DEFAULT_WEIGHTS = {"imagenet": "imagenet", "cifar": "cifar10"}
+
+MODEL_FILE_NAME = "model.keras"
+INFO_FILE_NAME = "keras_resnets.json"
+INFO_FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How raw RGB images become model inputs.
+
+    Attributes:
+        input_size: (height, width) the network sees.
+        resize_size: if set, the shorter image side is resized to this many pixels (aspect kept) and
+            the centre ``input_size`` is cropped; if None, the whole image is resized to
+            ``input_size`` (aspect not kept), which suits small, already square data such as CIFAR.
+        mean: per-channel mean subtracted after scaling pixels to [0, 1].
+        std: per-channel standard deviation divided by after subtracting the mean.
+        interpolation: resize filter, "bilinear", "bicubic" or "nearest" (antialiased when shrinking).
+    """
+
+    input_size: Tuple[int, int]
+    resize_size: Optional[int] = None
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"`interpolation` must be one of {INTERPOLATIONS}. Received: interpolation={self.interpolation!r}"
+            )
+        size = tuple(self.input_size)
+        if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+            raise ValueError(f"`input_size` must be (height, width) positive integers. Received: input_size={self.input_size!r}")
+        if self.resize_size is not None and self.resize_size < max(size):
+            raise ValueError(
+                "`resize_size` (the shorter side before the centre crop) must be at least the crop size "
+                f"{max(size)}. Received: resize_size={self.resize_size!r}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
+            raise ValueError(f"`mean` and `std` need 3 values, std > 0. Received: mean={self.mean!r}, std={self.std!r}")
+        object.__setattr__(self, "input_size", size)
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return {
+            "input_size": list(self.input_size),
+            "resize_size": self.resize_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessing":
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            input_size=tuple(data["input_size"]),
+            resize_size=data.get("resize_size"),
+            mean=tuple(data.get("mean", IMAGENET_MEAN)),
+            std=tuple(data.get("std", IMAGENET_STD)),
+            interpolation=data.get("interpolation", "bilinear"),
+        )
+
+
+    @classmethod
+    def from_weights(cls, weights_preprocessing, input_size: Sequence[int]) -> "Preprocessing":
+        """This description of a weights record's preprocessing (:mod:`keras_resnets.data.preprocessing`) at
+        `input_size`: the same mean, std and filter, and the same crop fraction of the resized image."""
+        height, width = (int(s) for s in input_size)
+        return cls(
+            input_size=(height, width),
+            resize_size=int(math.floor(max(height, width) / weights_preprocessing.crop_pct)),
+            mean=tuple(weights_preprocessing.mean),
+            std=tuple(weights_preprocessing.std),
+            interpolation=weights_preprocessing.interpolation,
+        )
+
+
+def preprocessing_for(model_name: Optional[str], weights, input_size: Sequence[int], family: str = "imagenet") -> Preprocessing:
+    """How to prepare images for the zoo model `model_name` with `weights`, at `input_size`.
+
+    A registered weights tag gives its record's evaluation transform (mean/std, crop fraction, filter);
+    anything else (a file, None) gives the usual one of the model's family. Without `model_name`,
+    the usual transform of `family`.
+    """
+    from keras_resnets.data import preprocessing as weights_preprocessing
+    from keras_resnets.models.registry import model_entry
+
+    if model_name is None:
+        record = weights_preprocessing.default_preprocessing(family)
+    else:
+        entry = model_entry(model_name)
+        record = weights_preprocessing.model_preprocessing(entry.spec, entry.residual, weights)
+    return Preprocessing.from_weights(record, input_size)
+
+
+def class_names_for(model_name: Optional[str], weights, num_classes: int) -> List[str]:
+    """Class names of a registered weights tag (ImageNet-1k, CIFAR-10) when they fit the model's
+    outputs; otherwise the output indices as strings ("0", "1", ...)."""
+    from keras_resnets.data import preprocessing as weights_preprocessing
+    from keras_resnets.weights import get_weights_record
+    from keras_resnets.weights.catalog import is_registered_name
+
+    if model_name is not None and isinstance(weights, str) and is_registered_name(weights):
+        names = weights_preprocessing.class_names(get_weights_record(weights, model_name).class_names)
+        if len(names) == num_classes:
+            return names
+    return [str(i) for i in range(num_classes)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """Class names, preprocessing and provenance of a classifier.
+
+    Attributes:
+        class_names: label of each output unit, in output order.
+        preprocessing: how to turn images into inputs.
+        base_model: registry name of the architecture (e.g. "resnet50"), if known.
+        weights: where the starting weights came from (tag or path), if known.
+        extra: free-form JSON-ready details (e.g. fine-tuning metrics).
+    """
+
+    class_names: List[str]
+    preprocessing: Preprocessing
+    base_model: Optional[str] = None
+    weights: Optional[str] = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        names = [str(name) for name in self.class_names]
+        if not names:
+            raise ValueError(f"`class_names` must not be empty. Received: class_names={self.class_names!r}")
+        object.__setattr__(self, "class_names", names)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes."""
+        return len(self.class_names)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return {
+            "format_version": INFO_FORMAT_VERSION,
+            "class_names": list(self.class_names),
+            "preprocessing": self.preprocessing.to_dict(),
+            "base_model": self.base_model,
+            "weights": self.weights,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelInfo":
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            class_names=list(data["class_names"]),
+            preprocessing=Preprocessing.from_dict(data["preprocessing"]),
+            base_model=data.get("base_model"),
+            weights=data.get("weights"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+    def save(self, path) -> None:
+        """Write this info as JSON to `path`."""
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=2)
+            handle.write("\n")
+
+    @classmethod
+    def load(cls, path) -> "ModelInfo":
+        """Read an info JSON written by :meth:`save`."""
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+
+def save_classifier(model, info: ModelInfo, directory) -> str:
+    """Save `model` as ``directory/model.keras`` and `info` as ``directory/keras_resnets.json``.
+
+    Returns:
+        The directory path.
+    """
+    directory = os.fspath(directory)
+    if model.output_shape[-1] != info.num_classes:
+        raise ValueError(
+            f"The model has {model.output_shape[-1]} outputs but `info` names {info.num_classes} classes. "
+            f"Received: class_names={info.class_names!r}"
+        )
+    os.makedirs(directory, exist_ok=True)
+    model.save(os.path.join(directory, MODEL_FILE_NAME))
+    info.save(os.path.join(directory, INFO_FILE_NAME))
+    return directory
+
+
+def is_saved_classifier(path) -> bool:
+    """Whether `path` is a directory written by :func:`save_classifier`."""
+    path = os.fspath(path)
+    return os.path.isfile(os.path.join(path, MODEL_FILE_NAME)) and os.path.isfile(os.path.join(path, INFO_FILE_NAME))
+
+
+def resolve_default_weights(model_name: str, weights):
+    """Map ``weights="default"`` to the standard pretrained tag of the model's family; others pass through."""
+    from keras_resnets.models.registry import model_entry
+
+    if isinstance(weights, str) and weights == "default":
+        return DEFAULT_WEIGHTS[model_entry(model_name).spec.family]
+    return weights
+
+
+def reject_builtin_preprocessing(model, argument: str = "model") -> None:
+    """Raise if `model` normalises its own input (built with ``include_preprocessing=True``).
+
+    Fine-tuning, prediction and export put the weights' resize and normalisation in front of the model
+    themselves; a model that also normalises inside would see its images normalised twice.
+    """
+    from keras_resnets.data.preprocessing import LAYER_PREFIX
+
+    builtin = [layer.name for layer in model.layers if layer.name.startswith(LAYER_PREFIX + ".")]
+    if builtin:
+        raise ValueError(
+            f"`{argument}` already resizes/normalises its input (layers {builtin}, from "
+            "include_preprocessing=True), and this step normalises images itself, so they would be "
+            f"normalised twice. Build the model with include_preprocessing=False. Received: {argument}={model.name!r}"
+        )
+
+
+def describe_model(model, base_model: Optional[str] = None, weights=None) -> ModelInfo:
+    """A :class:`ModelInfo` for a zoo model that has no saved info (e.g. freshly built with weights).
+
+    Class names and preprocessing come from the weights record when `weights` is a registered tag
+    (see :func:`class_names_for`, :func:`preprocessing_for`); otherwise class names are the output
+    indices and the preprocessing is the family's usual one at the model's input size.
+    """
+    input_size = tuple(model.input_shape[1:3])
+    if None in input_size:
+        raise ValueError(
+            "The model needs a fixed input size to describe its preprocessing; build it with a full "
+            f"`input_shape`. Received: model input shape {model.input_shape}"
+        )
+    return ModelInfo(
+        class_names=class_names_for(base_model, weights, model.output_shape[-1]),
+        preprocessing=preprocessing_for(base_model, weights, input_size, family=guess_family(input_size)),
+        base_model=base_model,
+        weights=None if weights is None else os.fspath(weights),
+    )
+
+
+def guess_family(input_size: Sequence[int]) -> str:
+    """"cifar" for small inputs (under 64 pixels), else "imagenet": for models of unknown origin."""
+    return "cifar" if max(input_size) < 64 else "imagenet"
+
+
+def load_classifier(source, weights=None):
+    """Resolve `source` into ``(model, info)``.
+
+    Args:
+        source: a directory written by :func:`save_classifier` (e.g. a fine-tuning output), a ``.keras``
+            file (with ``keras_resnets.json`` beside it, or described with defaults), or a registry
+            model name such as "resnet50" (built with its default input size and classes).
+        weights: weights for a registry model name: "default" (the family's pretrained tag), another
+            tag, a path, or None for random initialisation; ignored otherwise.
+
+    Raises:
+        ValueError: `source` is neither an existing model file/directory nor a registered name.
+    """
+    import keras
+
+    from keras_resnets.models.registry import get_model, model_entry
+
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        if not is_saved_classifier(path):
+            raise ValueError(
+                f"`source` is a folder but has no {MODEL_FILE_NAME} and {INFO_FILE_NAME} (a fine-tuning "
+                f"output folder). Received: source={path!r}"
+            )
+        model = keras.saving.load_model(os.path.join(path, MODEL_FILE_NAME), compile=False)
+        return model, ModelInfo.load(os.path.join(path, INFO_FILE_NAME))
+    if path.endswith(".keras") and os.path.isfile(path):
+        model = keras.saving.load_model(path, compile=False)
+        sidecar = os.path.join(os.path.dirname(path), INFO_FILE_NAME)
+        if os.path.isfile(sidecar):
+            return model, ModelInfo.load(sidecar)
+        return model, describe_model(model)
+    try:
+        entry = model_entry(path)
+    except ValueError:
+        raise ValueError(
+            "`source` must be a fine-tuned model folder, a .keras file or a registered model name "
+            f"(see `keras-resnets models`). Received: source={path!r}"
+        ) from None
+    weights = resolve_default_weights(entry.name, weights)
+    model = get_model(entry.name, weights=weights)
+    return model, describe_model(model, base_model=entry.name, weights=weights)
