@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import re
-
 import keras
 
 import keras_resnets
-
-_CIFAR_NAME = re.compile(r"^(resnet|plain)(\d+)$")
+from keras_resnets.architecture.identity import Architecture
 
 
 def model_family(name: str) -> str:
     """"cifar" or "imagenet" for a model name (raises ValueError for unknown names)."""
-    return model_spec(name).family
+    return model_architecture(name).family
 
 
-def model_spec(name: str):
-    """The ResNetSpec of a model name: a registered one, or any CIFAR depth 6n+2 as resnetN/plainN."""
+def model_architecture(name: str) -> Architecture:
+    """The architecture of a model name: a registered one, or any CIFAR depth 6n+2 as resnetN/plainN."""
     try:
-        return keras_resnets.model_entry(name).spec
+        return Architecture.from_name(name)
     except ValueError:
-        match = _CIFAR_NAME.match(name.lower()) if isinstance(name, str) else None
-        if match and int(match.group(2)) % 6 == 2 and int(match.group(2)) >= 8:
-            return keras_resnets.cifar_spec(int(match.group(2)))
         raise ValueError(
             f"Unknown model name. Available models: {keras_resnets.list_models()} (and any CIFAR depth "
             f"6n+2 >= 8 as resnetN/plainN, e.g. resnet8). Received: model={name!r}"
         ) from None
+
+
+def model_spec(name: str):
+    """The ResNetSpec of a model name (see :func:`model_architecture`)."""
+    return model_architecture(name).spec
 
 
 def default_image_size(name: str) -> int:
@@ -37,10 +36,10 @@ def default_image_size(name: str) -> int:
 
 def build_model(config, num_classes: int, image_size: int, logits: bool = True) -> keras.Model:
     """The config's model for `num_classes` classes at `image_size`; logits output unless `logits=False`."""
-    spec = model_spec(config.model)
+    architecture = model_architecture(config.model)
     return keras_resnets.build_resnet(
-        spec,
-        residual=not config.model.lower().startswith("plain"),
+        architecture.spec,
+        residual=architecture.residual,
         input_shape=(image_size, image_size, 3),
         classes=num_classes,
         classifier_activation=None if logits else "softmax",

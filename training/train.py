@@ -374,7 +374,7 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     total_images = loop["step"] * config.global_batch_size
     metrics = {
         "model": config.model.lower(),
-        "residual": not config.model.lower().startswith("plain"),
+        "residual": modeling.model_architecture(config.model).residual,
         "recipe": config.recipe,
         "dataset": config.dataset,
         "data_dir": config.data_dir,

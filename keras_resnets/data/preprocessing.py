@@ -15,20 +15,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from keras_resnets.weights.catalog import CATALOG, CIFAR10_MEAN, CIFAR10_STD, DEFAULT_TAGS, IMAGENET_MEAN, IMAGENET_STD
+from keras_resnets.weights.catalog import CATALOG, DEFAULT_TAGS, default_preprocessing
 from keras_resnets.weights.records import Preprocessing, WeightsRecord
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
-
-
-def default_preprocessing(family: str) -> Preprocessing:
-    """The usual evaluation transform of a model family ("imagenet": 224 crop of 256; "cifar": 32x32)."""
-    if family == "imagenet":
-        return Preprocessing(IMAGENET_MEAN, IMAGENET_STD, input_size=224, crop_pct=0.875, interpolation="bilinear")
-    if family == "cifar":
-        return Preprocessing(CIFAR10_MEAN, CIFAR10_STD, input_size=32, crop_pct=1.0, interpolation="bilinear")
-    raise ValueError(f"`family` must be 'imagenet' or 'cifar'. Received: family={family!r}")
 
 
 def preprocessing_for(weights="imagenet", model: Optional[str] = None) -> Preprocessing:
@@ -198,13 +189,12 @@ def preprocessing_layers(preprocessing: Preprocessing, name_prefix: str = LAYER_
     ]
 
 
-def model_preprocessing(spec, residual: bool, weights) -> Preprocessing:
-    """The preprocessing a model built with `weights` needs (the registry record's, else the family's)."""
-    from keras_resnets.models.builder import default_model_name
-
+def model_preprocessing(architecture, weights) -> Preprocessing:
+    """The preprocessing a model of `architecture` built with `weights` needs (the registry record's when
+    `weights` names one, else the family's usual one)."""
     if isinstance(weights, str) and not weights.startswith("hf://") and "/" not in weights:
         try:
-            return CATALOG.resolve(default_model_name(spec, residual), weights).preprocessing
+            return CATALOG.resolve(architecture.name, weights).preprocessing
         except ValueError:
             pass  # Not a registry name (e.g. a file); the loader reports real errors.
-    return default_preprocessing(spec.family)
+    return default_preprocessing(architecture.family)

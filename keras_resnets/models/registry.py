@@ -5,19 +5,33 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, List, Optional
 
+from keras_resnets.architecture.identity import Architecture
 from keras_resnets.architecture.specs import ResNetSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """One registered model: its name, builder function and architecture."""
+    """One registered model: its builder function, its architecture and the paper's error for it."""
 
-    name: str
     builder: Callable
-    spec: ResNetSpec
-    residual: bool
+    architecture: Architecture
     paper_top1_error: Optional[float] = None
     paper_error_source: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        """Registry name, e.g. "resnet50", "plain56"."""
+        return self.architecture.name
+
+    @property
+    def spec(self) -> ResNetSpec:
+        """The stage table entry of the model."""
+        return self.architecture.spec
+
+    @property
+    def residual(self) -> bool:
+        """False for the paper's plain nets."""
+        return self.architecture.residual
 
 
 class ModelRegistry:

@@ -8,6 +8,7 @@ registered under a lowercase name (``resnet50``, ``plain56``).
 from __future__ import annotations
 
 from keras_resnets.architecture import specs
+from keras_resnets.architecture.identity import Architecture
 from keras_resnets.models.builder import build_resnet
 from keras_resnets.models.registry import MODELS, ModelEntry
 
@@ -54,8 +55,9 @@ _DOC_TEMPLATE = """Build {title}: {description}
 
 
 def _make_builder(family: str, depth: int, residual: bool):
-    spec = specs.spec_for(family, depth)
-    registry_name = f"{'resnet' if residual else 'plain'}{depth}"
+    architecture = Architecture(specs.spec_for(family, depth), residual)
+    spec = architecture.spec
+    registry_name = architecture.name
     public_name = f"{'ResNet' if residual else 'PlainNet'}{depth}"
 
     def builder(
@@ -95,7 +97,7 @@ def _make_builder(family: str, depth: int, residual: bool):
     )
     error, source = PAPER_TOP1_ERROR.get((family, depth, residual), (None, None))
     MODELS.register(
-        ModelEntry(registry_name, builder, spec, residual, error, source),
+        ModelEntry(builder, architecture, error, source),
         aliases=(public_name,) if public_name.lower() != registry_name else (),
     )
     return builder

@@ -275,3 +275,12 @@ def is_registered_name(weights: str) -> bool:
     if weights in DEFAULT_TAGS:
         return True
     return any(weights in (r.tag, r.name) for r in CATALOG.records())
+
+
+def default_preprocessing(family: str) -> Preprocessing:
+    """The usual evaluation transform of a model family ("imagenet": 224 crop of 256; "cifar": 32x32)."""
+    if family == "imagenet":
+        return Preprocessing(IMAGENET_MEAN, IMAGENET_STD, input_size=224, crop_pct=0.875, interpolation="bilinear")
+    if family == "cifar":
+        return Preprocessing(CIFAR10_MEAN, CIFAR10_STD, input_size=32, crop_pct=1.0, interpolation="bilinear")
+    raise ValueError(f"`family` must be 'imagenet' or 'cifar'. Received: family={family!r}")

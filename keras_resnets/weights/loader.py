@@ -16,7 +16,6 @@ keeps its fresh initialisation (with a warning); a model without top loads the b
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Optional
@@ -24,10 +23,11 @@ from typing import Optional
 import h5py
 import keras
 
+from keras_resnets.architecture import graph
+from keras_resnets.architecture.identity import Architecture, WeightsMismatchError
 from keras_resnets.weights import cache as cache_lib
 from keras_resnets.weights import catalog, checkpoints, fingerprint, hub, torch_layout
 from keras_resnets.weights.records import WeightsRecord
-from keras_resnets.weights.torch_layout import WeightsMismatchError
 
 HF_PREFIX = "hf://"
 KERAS_SUFFIXES = (".weights.h5", ".keras")
@@ -35,73 +35,34 @@ CONFIG_FILENAME = "config.json"
 WEIGHTS_FILENAME = "model.weights.h5"
 
 
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """What a weight file must fit: the spec and the options that change tensors or their meaning."""
-
-    spec: object
-    residual: bool
-    shortcut: str
-    downsample: str
-
-    @property
-    def model_name(self) -> str:
-        """Registry-style name ("resnet50", "plain56")."""
-        from keras_resnets.models.builder import default_model_name
-
-        return default_model_name(self.spec, self.residual)
-
-    def build(self, include_top: bool, classes: Optional[int], name: str) -> keras.Model:
-        """A model of this architecture with random weights (used as a conversion/loading target)."""
-        from keras_resnets.models.builder import build_resnet
-
-        return build_resnet(
-            self.spec, residual=self.residual, shortcut=self.shortcut, downsample=self.downsample,
-            include_top=include_top, classes=classes, name=name, classifier_activation=None,
-        )
-
-    def fingerprint(self) -> dict:
-        """The description :mod:`fingerprint` compares weight files against."""
-        return fingerprint.normalise(dict(self.as_config(), block=self.spec.block))
-
-    def as_config(self) -> dict:
-        """JSON-able description, as written into ``config.json`` of published weights."""
-        return {
-            "family": self.spec.family,
-            "depth": self.spec.depth,
-            "residual": self.residual,
-            "shortcut": self.shortcut,
-            "downsample": self.downsample,
-        }
+def build_target(architecture: Architecture, include_top: bool, classes: Optional[int], name: str) -> keras.Model:
+    """A model of `architecture` with random weights and a logits head (a conversion/loading target)."""
+    return graph.build_graph(
+        architecture, include_top=include_top, classes=classes, name=name, classifier_activation=None
+    )
 
 
-def load_weights(
-    model: keras.Model,
-    weights,
-    *,
-    spec,
-    residual: bool = True,
-    shortcut: Optional[str] = None,
-    downsample: str = "conv3x3",
-    include_top: bool = True,
-    classes: Optional[int] = None,
-) -> None:
+def architecture_of_record(record: WeightsRecord) -> Architecture:
+    """The network a registry weight set was trained for: the standard model of its name."""
+    return Architecture.from_name(record.model)
+
+
+def load_weights(model: keras.Model, weights, *, architecture: Optional[Architecture] = None) -> None:
     """Load `weights` into `model`, a model of this zoo built from `spec` with the given options.
 
     Args:
         model: the freshly built model.
         weights: a tag/alias/record name, ``"hf://owner/repo[@revision]"``, or a path (see module doc).
-        spec, residual, shortcut, downsample: the architecture `model` was built with.
-        include_top, classes: the head `model` was built with.
+        architecture: what `model` is; read from its layers when omitted.
 
     Raises:
-        ValueError: unknown tag (listing the available ones), weights of another architecture, or an
-            unsupported file type.
+        ValueError: unknown tag (listing the available ones) or an unsupported file type.
+        keras_resnets.weights.WeightsMismatchError: weights of another architecture.
         keras_resnets.weights.WeightsIntegrityError: a downloaded file failed verification.
         keras_resnets.weights.WeightsNotAvailableError: offline without a cached copy, or not on the Hub.
     """
-    del include_top, classes  # Read from the model itself, which is what the weights must fit.
-    architecture = Architecture(spec, residual, shortcut or spec.default_shortcut, downsample)
+    if architecture is None:
+        architecture = Architecture.from_model(model)
     if isinstance(weights, os.PathLike):
         weights = os.fspath(weights)
     if not isinstance(weights, str):
@@ -119,7 +80,7 @@ def load_weights(
             f"{KERAS_SUFFIXES + checkpoints.TORCH_LAYOUT_SUFFIXES}. Received: weights={weights!r}"
         )
     else:
-        record = catalog.CATALOG.resolve(architecture.model_name, weights)
+        record = catalog.CATALOG.resolve(architecture.name, weights)
         load_record(model, record, architecture)
 
 
@@ -130,19 +91,15 @@ def _looks_like_path(weights: str) -> bool:
 
 
 def _check_record_architecture(record: WeightsRecord, architecture: Architecture) -> None:
-    from keras_resnets.models.registry import model_entry
-
-    entry = model_entry(record.model)
-    expected = Architecture(entry.spec, entry.residual, entry.spec.default_shortcut, "conv3x3")
-    for field in ("spec", "residual", "shortcut", "downsample"):
-        if getattr(expected, field) != getattr(architecture, field):
-            raise ValueError(
-                f"Weights {record.name!r} were trained for the standard {record.model} "
-                f"({field}={getattr(expected, field)!r}); this model was built with {field}="
-                f"{getattr(architecture, field)!r}, so the tensors would not fit or mean something else. "
-                f"Build it with {field}={getattr(expected, field)!r} or use weights=None. "
-                f"Received: {field}={getattr(architecture, field)!r}"
-            )
+    expected = architecture_of_record(record)
+    differences = expected.differences(architecture)
+    if differences:
+        field, (theirs, ours) = next(iter(differences.items()))
+        raise WeightsMismatchError(
+            f"Weights {record.name!r} were trained for the standard {record.model} ({field}={theirs!r}); this "
+            f"model was built with {field}={ours!r}, so the tensors would not fit or mean something else. "
+            f"Build it with {field}={theirs!r} or use weights=None. Received: {field}={ours!r}"
+        )
 
 
 def fetch_record(record: WeightsRecord, force_download: bool = False) -> hub.DownloadedFile:
@@ -184,11 +141,8 @@ def cached_record_weights(record: WeightsRecord, force_download: bool = False):
 
 def _record_source_model(record: WeightsRecord, path: str) -> keras.Model:
     """A model of `record`'s architecture holding the weights of the downloaded file."""
-    from keras_resnets.models.registry import model_entry
-
-    entry = model_entry(record.model)
-    architecture = Architecture(entry.spec, entry.residual, entry.spec.default_shortcut, "conv3x3")
-    source = architecture.build(include_top=True, classes=record.classes, name=f"{record.model}_source")
+    source = build_target(architecture_of_record(record), include_top=True, classes=record.classes,
+                          name=f"{record.model}_source")
     if record.file_format == "keras-weights-h5":
         source.load_weights(path)
     else:
@@ -222,14 +176,14 @@ def load_keras_weights(model, path: str, architecture: Architecture, source_clas
             raise WeightsMismatchError(
                 f"Weights {weights_name!r} do not fit model {model.name!r}: {str(error)[:500]}"
             ) from error
-    twin = architecture.build(
-        include_top=source_classes is not None, classes=source_classes, name=f"{architecture.model_name}_source"
+    twin = build_target(
+        architecture, include_top=source_classes is not None, classes=source_classes, name=f"{architecture.name}_source"
     )
     try:
         twin.load_weights(path)
     except ValueError as error:
         raise WeightsMismatchError(
-            f"Weights {weights_name!r} do not fit a {architecture.model_name}: {str(error)[:500]}"
+            f"Weights {weights_name!r} do not fit a {architecture.name}: {str(error)[:500]}"
         ) from error
     copy_weights_by_name(twin, model, load_head=False, weights_name=weights_name)
 
@@ -290,11 +244,11 @@ def load_weights_file(model: keras.Model, path: str, architecture: Architecture)
     if lower.endswith(".weights.h5"):
         stored = fingerprint.read_fingerprint(path)
         if stored is not None:
-            fingerprint.check_same_architecture(architecture.fingerprint(), stored, name)
+            architecture.require_same(stored, name)
         load_keras_weights(model, path, architecture, _classes_in_keras_weights_file(path), name)
     elif lower.endswith(".keras"):
         source = keras.saving.load_model(path, compile=False)
-        fingerprint.check_same_architecture(architecture.fingerprint(), fingerprint.architecture_of(source), name)
+        architecture.require_same(Architecture.from_model(source), name)
         head = torch_layout.model_classifier(source)
         load_head = torch_layout.should_load_head(model, None if head is None else head.units, name)
         copy_weights_by_name(source, model, load_head=load_head, weights_name=name)
@@ -339,15 +293,11 @@ def load_hub_repo_weights(model: keras.Model, uri: str, architecture: Architectu
     """Load Keras-native weights published on the Hub (``hf://owner/repo[@revision]``) into `model`."""
     repo_id, revision = parse_hub_uri(uri)
     config = read_hub_config(repo_id, revision)
-    published = config.get("architecture", {})
-    mine = architecture.as_config()
-    differences = {key: (published.get(key), value) for key, value in mine.items() if published.get(key) != value}
-    if differences:
-        detail = ", ".join(f"{key}: weights {theirs!r} vs model {ours!r}" for key, (theirs, ours) in differences.items())
-        raise ValueError(
-            f"Weights {uri!r} were published for another architecture ({detail}). "
-            f"Build the model they were made for ({config.get('model')!r}). Received: weights={uri!r}"
-        )
+    try:
+        published = Architecture.from_dict(config.get("architecture"))
+    except ValueError as error:
+        raise WeightsMismatchError(f"config.json of {uri!r} does not describe a network of this zoo: {error}") from None
+    architecture.require_same(published, uri, hint=f"Build the model they were published for ({config.get('model')!r}).")
     weights_file = config.get("weights_file", WEIGHTS_FILENAME)
     downloaded = hub.download_verified(
         repo_id, weights_file, revision, sha256=config.get("weights_sha256"),

@@ -20,7 +20,9 @@ from typing import Optional, Sequence
 import keras
 
 from keras_resnets.weights import fingerprint, hub
-from keras_resnets.weights.loader import CONFIG_FILENAME, WEIGHTS_FILENAME, Architecture
+from keras_resnets.weights.catalog import default_preprocessing
+from keras_resnets.architecture.identity import Architecture
+from keras_resnets.weights.loader import CONFIG_FILENAME, WEIGHTS_FILENAME
 from keras_resnets.weights.records import Preprocessing
 
 CONFIG_FORMAT_VERSION = 1
@@ -29,53 +31,6 @@ DEFAULT_INTENDED_USE = (
     "fine-tuning (load with include_top=False or another `classes`). Not evaluated for any "
     "safety-critical use; accuracy outside the evaluation data set is unknown."
 )
-
-
-def architecture_of(model: keras.Model) -> Architecture:
-    """Recover the zoo architecture of `model` from its layer names (torchvision naming).
-
-    Raises:
-        ValueError: if `model` is not a (possibly fine-tuned) model built by this zoo.
-    """
-    from keras_resnets.architecture.specs import spec_for
-
-    names = {layer.name for layer in model.layers}
-    if "conv1" not in names or not any(name.startswith("layer1.0.") for name in names):
-        raise ValueError(
-            "`model` must be a model of keras_resnets (layers named conv1, layer1.0.conv1, ...). "
-            f"Received: model={model.name!r}"
-        )
-    stem_kernel = model.get_layer("conv1").kernel_size[0]
-    family = "imagenet" if stem_kernel == 7 else "cifar"
-    stage_blocks = []
-    while f"layer{len(stage_blocks) + 1}.0.conv1" in names:
-        stage_blocks.append(_count_blocks(names, len(stage_blocks) + 1))
-    bottleneck = "layer1.0.conv3" in names
-    depth = (3 if bottleneck else 2) * sum(stage_blocks) + 2
-    spec = spec_for(family, depth)
-    if tuple(stage_blocks) != spec.stage_blocks:
-        raise ValueError(
-            f"`model` has stages {tuple(stage_blocks)}, which is no {family} depth of the zoo. Received: "
-            f"model={model.name!r}"
-        )
-    residual = "layer1.0.add" in names
-    if any(".shortcut" in name for name in names):
-        shortcut = "A"
-    elif residual and "layer1.1.downsample.0" in names:
-        shortcut = "C"
-    else:
-        shortcut = "B" if residual else spec.default_shortcut
-    downsample = "conv3x3"
-    if bottleneck and len(stage_blocks) > 1 and model.get_layer("layer2.0.conv1").strides[0] == 2:
-        downsample = "conv1x1"
-    return Architecture(spec, residual, shortcut, downsample)
-
-
-def _count_blocks(names, stage: int) -> int:
-    count = 0
-    while f"layer{stage}.{count}.conv1" in names:
-        count += 1
-    return count
 
 
 def _classifier_units(model) -> Optional[int]:
@@ -214,9 +169,8 @@ def write_model_folder(
         The folder.
     """
     from keras_resnets import __version__
-    from keras_resnets.data.preprocessing import default_preprocessing
 
-    architecture = architecture_of(model)
+    architecture = Architecture.from_model(model)
     classes = _classifier_units(model)
     if isinstance(class_names, (list, tuple)) and classes is not None and len(class_names) != classes:
         raise ValueError(
@@ -231,8 +185,8 @@ def write_model_folder(
         "format_version": CONFIG_FORMAT_VERSION,
         "library": "keras-resnets",
         "library_version": __version__,
-        "model": architecture.model_name,
-        "architecture": architecture.as_config(),
+        "model": architecture.name,
+        "architecture": architecture.to_dict(),
         "classes": classes,
         "class_names": list(class_names) if isinstance(class_names, (list, tuple)) else class_names,
         "preprocessing": dataclasses.asdict(preprocessing),

@@ -21,12 +21,10 @@ from typing import Dict, Mapping, Optional
 import keras
 import numpy as np
 
+from keras_resnets.architecture.identity import WeightsMismatchError
+
 IGNORED_SUFFIXES = ("num_batches_tracked",)
 CLASSIFIER_LAYER = "fc"
-
-
-class WeightsMismatchError(ValueError):
-    """A checkpoint does not fit the model: a tensor is missing, has the wrong shape, or is unused."""
 
 
 def _tensor_suffixes(layer):

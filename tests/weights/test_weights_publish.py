@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import keras_resnets
+from keras_resnets.architecture.identity import Architecture
 from keras_resnets.weights import publishing
 from conftest import REPO_ROOT
 from helpers.fake_hub import subprocess_environment
@@ -62,12 +63,12 @@ def test_architecture_is_recovered_from_layer_names():
         (keras_resnets.ResNet50(include_top=False, input_shape=(64, 64, 3), downsample="conv1x1"),
          ("imagenet", 50, True, "B", "conv1x1")),
         (keras_resnets.ResNet18(include_top=False, input_shape=(64, 64, 3), shortcut="C"),
-         ("imagenet", 18, True, "C", "conv3x3")),
-        (keras_resnets.PlainNet20(), ("cifar", 20, False, "A", "conv3x3")),
-        (keras_resnets.ResNet32(shortcut="B"), ("cifar", 32, True, "B", "conv3x3")),
+         ("imagenet", 18, True, "C", None)),
+        (keras_resnets.PlainNet20(), ("cifar", 20, False, None, None)),
+        (keras_resnets.ResNet32(shortcut="B"), ("cifar", 32, True, "B", None)),
     ]
     for model, expected in cases:
-        arch = publishing.architecture_of(model)
+        arch = Architecture.from_model(model)
         assert (arch.spec.family, arch.spec.depth, arch.residual, arch.shortcut, arch.downsample) == expected
 
 
