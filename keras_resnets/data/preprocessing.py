@@ -19,7 +19,7 @@ from keras_resnets.weights.catalog import CATALOG, CIFAR10_MEAN, CIFAR10_STD, DE
 from keras_resnets.weights.records import Preprocessing, WeightsRecord
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
+_DATA_DIR = pathlib.Path(__file__).resolve().parent  # imagenet_classes.json ships beside this module
 
 
 def default_preprocessing(family: str) -> Preprocessing:
