@@ -258,6 +258,8 @@ def build_graph(
     for layer in input_layers:
         x = layer(x)
     if network_input_size is not None:
+        if isinstance(network_input_size, int):
+            network_input_size = (network_input_size, network_input_size)
         shape = (*network_input_size, shape[-1])
     _validate_shape(spec, shape, include_top, weights_for_errors)
 

@@ -72,13 +72,14 @@ def test_option_a_pads_channels_on_both_sides_after_subsampling():
 
 def test_option_a_pads_planes_quarter_each_side_in_model():
     model = keras_resnets.ResNet20()
-    layer = model.get_layer("layer2.0.shortcut")
-    x = np.random.default_rng(0).normal(size=(1, 32, 32, 16)).astype("float32")
-    y = keras.ops.convert_to_numpy(layer(x))
+    block_input = model.get_layer("layer1.2.out").output
+    probe = keras.Model(model.input, [block_input, model.get_layer("layer2.0.shortcut").output])
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
+    before, y = (keras.ops.convert_to_numpy(t) for t in probe(x))
     assert y.shape == (1, 16, 16, 32)
     np.testing.assert_array_equal(y[..., :8], 0)
     np.testing.assert_array_equal(y[..., 24:], 0)
-    np.testing.assert_array_equal(y[..., 8:24], x[:, ::2, ::2, :])
+    np.testing.assert_array_equal(y[..., 8:24], before[:, ::2, ::2, :])
 
 
 def test_residual_blocks_are_identities_when_branches_start_at_zero():

@@ -44,12 +44,12 @@ def test_push_to_hub_round_trip(hub):
 
     files = hub.repos["someone/my-resnet20"]["commits"][reference.split("@")[1]]
     config = json.loads(files["config.json"])
-    assert config["architecture"] == {"family": "cifar", "depth": 20, "residual": True, "shortcut": "A",
-                                      "downsample": "conv3x3"}
+    assert config["architecture"] == {"family": "cifar", "depth": 20, "block": "basic", "residual": True,
+                                      "shortcut": "A", "downsample": None}
     assert config["classes"] == 7
     assert b"model-index" in files["README.md"] and b"value: 55.5" in files["README.md"]
 
-    with pytest.raises(ValueError, match="another architecture .*depth: weights 20 vs model 32"):
+    with pytest.raises(ValueError, match="made for resnet20 and do not fit this resnet32 .depth: weights 20 vs model 32"):
         keras_resnets.ResNet32(weights=reference)
     with pytest.raises(keras_resnets.weights.WeightsNotAvailableError, match="not found on the Hub"):
         keras_resnets.ResNet20(weights="hf://someone/missing-repo")

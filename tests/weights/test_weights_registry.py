@@ -41,7 +41,7 @@ def test_records_carry_complete_metadata():
             assert record.repo_id == f"timm/{record.name}" and record.filename == "model.safetensors"
             assert record.file_format == "timm-safetensors"
         if not record.pinned:
-            assert "fill_pins.py" in record.pin_note or "Not published" in record.pin_note
+            assert "weights.fill_pins" in record.pin_note or "Not published" in record.pin_note
 
 
 def test_known_pins_and_torchvision_accuracies():
@@ -90,7 +90,7 @@ def test_weights_for_another_architecture_are_refused_before_any_download():
         keras_resnets.ResNet50(weights="imagenet", downsample="conv1x1")
     with pytest.raises(ValueError, match="shortcut='B'"):
         keras_resnets.ResNet34(weights="imagenet", shortcut="C")
-    with pytest.raises(ValueError, match="spec="):
+    with pytest.raises(ValueError, match="family="):
         keras_resnets.ResNet(50, family="cifar", weights="resnet50.tv_in1k")
 
 
