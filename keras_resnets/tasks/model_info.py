@@ -114,7 +114,7 @@ def preprocessing_for(model_name: Optional[str], weights, input_size: Sequence[i
         record = weights_preprocessing.default_preprocessing(family)
     else:
         entry = model_entry(model_name)
-        record = weights_preprocessing.model_preprocessing(entry.spec, entry.residual, weights)
+        record = weights_preprocessing.model_preprocessing(entry.architecture, weights)
     return Preprocessing.from_weights(record, input_size)
 
 
