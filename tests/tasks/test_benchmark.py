@@ -45,3 +45,11 @@ def test_machine_description_names_cpu_and_versions():
 def test_bad_configuration_names_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         benchmark(["resnet20"], **kwargs)
+
+
+@pytest.mark.parametrize("command, expected", [("benchmark", "--precisions"), ("validate", "--labels-file")])
+def test_new_commands_have_help(command, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert expected in capsys.readouterr().out
