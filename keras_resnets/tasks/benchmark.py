@@ -18,6 +18,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from keras_resnets.models.registry import get_model, model_entry
+
 MODES = ("inference", "train")
 PRECISIONS = ("float32", "bfloat16")
 # The Keras dtype policy each precision runs under; bfloat16 keeps float32 variables (mixed precision).
@@ -129,8 +131,6 @@ def run_configuration(model: str, mode: str, batch_size: int, precision: str, *,
     """Build `model` under `precision` and time `mode` steps on random data of `batch_size` images."""
     import keras
 
-    from keras_resnets.models.registry import get_model, model_entry
-
     spec = model_entry(model).spec
     height, width = input_size or spec.default_input_shape[:2]
     row = BenchmarkRow(model_entry(model).name, mode, batch_size, precision, [int(height), int(width)],
@@ -185,8 +185,6 @@ def benchmark(models: Sequence[str], *, batch_sizes: Sequence[int] = (32,), prec
         jit_compile: passed to ``Model.compile`` ("auto", True or False).
         progress: called with each row as soon as it is measured.
     """
-    from keras_resnets.models.registry import model_entry
-
     models = [models] if isinstance(models, str) else list(models)
     if not models:
         raise ValueError(f"`models` must name at least one registered model. Received: models={models!r}")
