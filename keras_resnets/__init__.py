@@ -29,6 +29,7 @@ from keras_resnets.models.zoo import (
 )
 from keras_resnets.data.preprocessing import decode_predictions, prepare_image, preprocess_input
 from keras_resnets.models.registry import get_model, list_models, model_entry
+from keras_resnets.models.features import FeatureInfo, feature_extractor, feature_info
 from keras_resnets.architecture.specs import ResNetSpec, cifar_spec, imagenet_spec
 from keras_resnets.weights import WeightsRecord, download_weights, get_weights_record, list_weights, push_to_hub
 

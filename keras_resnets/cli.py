@@ -156,6 +156,87 @@ def _run_export(args) -> int:
     return 0
 
 
+def _run_validate(args) -> int:
+    from keras_resnets.tasks.validate import format_result, validate
+
+    result = validate(args.model, args.data, weights=args.weights, labels_file=args.labels_file,
+                      batch_size=args.batch_size, top_k=args.top_k, progress=not args.quiet,
+                      output_json=args.output_json)
+    print(format_result(result))
+    if args.output_json:
+        print(f"Wrote {args.output_json}")
+    return 0
+
+
+def _run_benchmark(args) -> int:
+    from keras_resnets.tasks.benchmark import benchmark, describe_machine, format_machine, format_table
+    from keras_resnets.tasks.validate import write_json
+
+    machine = describe_machine()
+    print(f"machine: {format_machine(machine)}", flush=True)
+
+    def report(row):
+        speed = f"not run ({row.error})" if row.error else f"{row.images_per_second:.1f} images/s"
+        print(f"  {row.model} {row.mode} batch {row.batch_size} {row.precision}: {speed}", flush=True)
+
+    rows = benchmark(args.models, batch_sizes=args.batch_sizes, precisions=args.precisions, modes=args.modes,
+                     steps=args.steps, warmup=args.warmup, input_size=args.image_size,
+                     jit_compile={"auto": "auto", "on": True, "off": False}[args.xla],
+                     progress=None if args.quiet else report)
+    print(format_table(rows))
+    if args.output_json:
+        write_json({"machine": machine, "rows": [row.to_dict() for row in rows]}, args.output_json)
+        print(f"Wrote {args.output_json}")
+    return 0
+
+
+def _add_validate_and_benchmark_parsers(commands) -> None:
+    """The `validate` and `benchmark` sub-commands."""
+    check = commands.add_parser(
+        "validate",
+        help="top-1/top-5 and per-class accuracy of a model on a labelled image folder",
+        description=(
+            "Evaluate a registry model with its weights on DATA (one sub-folder of images per class, labels in "
+            "sorted folder order, or in the order of --labels-file). Images get the weights record's "
+            "evaluation transform (resize, centre crop, normalisation); CIFAR images already 32x32 are used "
+            "as they are. Warns when the folder's class names sit at other labels than the weights' classes."
+        ),
+    )
+    check.add_argument("data", help="folder: DATA/<class name>/<images>")
+    check.add_argument("--model", default="resnet50", help="registry model name (default: resnet50)")
+    check.add_argument("--weights", type=_weights_argument, default="default",
+                       help="'default', a tag, hf://owner/repo, or a weights file (default: default)")
+    check.add_argument("--labels-file", help="text file of class names, one per line, in label order")
+    check.add_argument("--batch-size", type=int, default=256, help="(default: 256)")
+    check.add_argument("--top-k", type=int, default=5, help="k of the top-k accuracy (default: 5)")
+    check.add_argument("--output-json", help="also write the result there as JSON")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(run=_run_validate)
+
+    bench = commands.add_parser(
+        "benchmark",
+        help="inference and training images/s of models on this machine",
+        description=(
+            "Time inference (predict_on_batch) and training (train_on_batch) steps of each model, batch size "
+            "and precision on the current Keras backend with random data; warm-up steps (tracing, compilation) "
+            "are not timed. Prints the machine, a table, and optionally JSON."
+        ),
+    )
+    bench.add_argument("--models", nargs="+", default=["resnet50"], help="registry names (default: resnet50)")
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[32], help="(default: 32)")
+    bench.add_argument("--precisions", nargs="+", choices=("float32", "bfloat16"), default=["float32"],
+                       help="bfloat16 runs mixed precision (default: float32)")
+    bench.add_argument("--modes", nargs="+", choices=("inference", "train"), default=["inference", "train"],
+                       help="(default: both)")
+    bench.add_argument("--steps", type=int, default=10, help="timed steps per row; the median is kept (default: 10)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
+    bench.add_argument("--image-size", type=_image_size_argument, help="SIZE or HEIGHTxWIDTH (default: the model's)")
+    bench.add_argument("--xla", choices=("auto", "on", "off"), default="auto", help="jit_compile (default: auto)")
+    bench.add_argument("--output-json", help="also write the machine and rows there as JSON")
+    bench.add_argument("--quiet", action="store_true", help="print only the machine and the table")
+    bench.set_defaults(run=_run_benchmark)
+
+
 def _add_model_source_arguments(parser) -> None:
     """--model and --weights, shared by the commands that load a trained classifier."""
     parser.add_argument("--model", default="resnet50", help=MODEL_HELP + " (default: resnet50)")
@@ -245,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--top-k", type=int, default=5, help="classes in the top_k outputs (default: 5)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing export at OUTPUT")
     export.set_defaults(run=_run_export)
+    _add_validate_and_benchmark_parsers(commands)
     return parser
 
 

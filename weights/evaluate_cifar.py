@@ -5,6 +5,7 @@
 Reads ``data/cifar10-jpeg.tar.gz`` (extracted into a temporary folder) and the ``.npz`` checkpoints in
 ``weights/akamaster/`` of the shared folder. The JPEGs are lossy re-encodings (about 29.7 dB PSNR),
 so accuracy is lower than on the original PNG test set (upstream README: 91.73 / 92.63 / 93.10 / 93.39 %).
+The evaluation itself is :func:`keras_resnets.tasks.validate.validate` (``keras-resnets validate``).
 """
 
 from __future__ import annotations
@@ -15,24 +16,17 @@ import pathlib
 import sys
 import tarfile
 import tempfile
-import time
 
-import numpy as np
-
-
-import keras_resnets
-from keras_resnets.data import image_folder
-from keras_resnets.data.preprocessing import CIFAR10_CLASSES
+from keras_resnets.tasks.validate import validate
+from keras_resnets.weights import get_weights_record
 
 
-def load_jpeg_test_set(archive: pathlib.Path, workdir: str):
-    """(images uint8 (N, 32, 32, 3), labels (N,)) of the test split, classes in standard label order."""
+def extract_jpeg_test_set(archive: pathlib.Path, workdir: str) -> pathlib.Path:
+    """Extract the test split of the JPEG archive into `workdir`; returns the folder of class sub-folders."""
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if "/test/" in m.name and m.name.endswith(".jpg")]
         tar.extractall(workdir, members=members, filter="data")
-    test_root = next(pathlib.Path(workdir).rglob("test"))
-    folder = image_folder.scan_image_folder(test_root, class_names=CIFAR10_CLASSES)
-    return image_folder.load_image_arrays(folder.paths), folder.labels
+    return next(pathlib.Path(workdir).rglob("test"))
 
 
 def main(argv=None) -> int:
@@ -42,19 +36,15 @@ def main(argv=None) -> int:
     parser.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56])
     args = parser.parse_args(argv)
     shared = pathlib.Path(args.shared)
-    with tempfile.TemporaryDirectory() as workdir:
-        images, labels = load_jpeg_test_set(shared / "data" / "cifar10-jpeg.tar.gz", workdir)
-    print(f"CIFAR-10 JPEG test set: {len(labels)} images")
-    inputs = keras_resnets.preprocess_input(images, "cifar10")
     print("| model | top-1 (JPEG test, 10,000) | upstream top-1 (PNG test) |")
     print("|---|---:|---:|")
-    for depth in args.depths:
-        start = time.time()
-        model = keras_resnets.ResNet(depth, weights=str(shared / "weights" / "akamaster" / f"resnet{depth}.npz"))
-        predictions = model.predict(inputs, batch_size=500, verbose=0).argmax(axis=1)
-        top1 = 100.0 * float((predictions == labels).mean())
-        upstream = keras_resnets.get_weights_record(f"resnet{depth}.cifar10").metrics.top1
-        print(f"| resnet{depth} | {top1:.2f} % | {upstream:.2f} % |  ({time.time() - start:.0f} s)")
+    with tempfile.TemporaryDirectory() as workdir:
+        test_root = extract_jpeg_test_set(shared / "data" / "cifar10-jpeg.tar.gz", workdir)
+        for depth in args.depths:
+            weights = shared / "weights" / "akamaster" / f"resnet{depth}.npz"
+            result = validate(f"resnet{depth}", test_root, weights=str(weights), batch_size=500, progress=False)
+            upstream = get_weights_record(f"resnet{depth}.cifar10").metrics.top1
+            print(f"| resnet{depth} | {result.top1:.2f} % | {upstream:.2f} % |  ({result.count} images, {result.seconds:.0f} s)")
     return 0
 
 
