@@ -16,6 +16,7 @@ import keras
 from keras import layers
 
 from keras_resnets.architecture import specs as specs_lib
+from keras_resnets.architecture.identity import Architecture
 from keras_resnets.architecture.layers import ZeroPadShortcut
 from keras_resnets.architecture.specs import ResNetSpec
 
@@ -237,8 +238,9 @@ def build_resnet(
         zero_init_last_bn: start each residual branch's last BN scale at zero (Goyal et al. 2017).
         synchronized_bn: use cross-replica BatchNormalization under a distribution strategy.
         include_preprocessing: put the weights' preprocessing inside the model: the input is then RGB
-            0..255 of any size (default input shape (None, None, 3)), centre-cropped to a square,
-            resized to the weights' input size and normalised with their mean/std.
+            0..255 of any size (default input shape (None, None, 3)), resized and centre-cropped as the
+            weights were evaluated (shorter side to input size / crop_pct, antialiased, centre crop)
+            and normalised with their mean/std.
 
     Returns:
         A ``keras.Model``.
@@ -270,10 +272,10 @@ def build_resnet(
     if include_preprocessing:
         from keras_resnets.data import preprocessing as preprocessing_lib
 
-        preprocessing = preprocessing_lib.model_preprocessing(spec, residual, weights)
+        preprocessing = preprocessing_lib.model_preprocessing(Architecture(spec, residual), weights)
         for layer in preprocessing_lib.preprocessing_layers(preprocessing):
             x = layer(x)
-        shape = (preprocessing.input_size, preprocessing.input_size, shape[-1])
+        shape = (*preprocessing.input_size, shape[-1])
     _validate_shape(spec, shape, include_top, weights)
 
     make = _LayerFactory(synchronized_bn)
