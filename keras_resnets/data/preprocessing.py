@@ -35,7 +35,7 @@ from keras_resnets.weights.catalog import (
 from keras_resnets.weights.records import Preprocessing, WeightsRecord
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
+_DATA_DIR = pathlib.Path(__file__).resolve().parent  # imagenet_classes.json ships beside this module
 _WEIGHT_FILE_SUFFIXES = (".h5", ".keras", ".npz", ".th", ".pt", ".pth", ".safetensors")
 _PIL_FILTERS = {"bilinear": "BILINEAR", "bicubic": "BICUBIC", "nearest": "NEAREST"}
 
