@@ -120,15 +120,15 @@ def _denormalize(x: np.ndarray, pre) -> np.ndarray:
 def paths():
     """``{path name: function(image, preprocessing) -> float32 network input 0..255}``."""
     result = {
-        "prepare_image (PIL)": lambda image, pre: keras_resnets.prepare_image(image, pre),
-        f"include_preprocessing ({keras.backend.backend()})": _through_layers,
+        "prepare_image": lambda image, pre: keras_resnets.prepare_image(image, pre),
+        f"layers ({keras.backend.backend()})": _through_layers,
     }
     if keras.backend.backend() == "tensorflow":
-        result["include_preprocessing (TF graph)"] = _through_layers_graph
-    result["fine-tune/predict/serving (tf)"] = (
+        result["layers (TF graph)"] = _through_layers_graph
+    result["tf.data/serving"] = (
         lambda image, pre: transforms.resize_for_model(image, _tf_preprocessing(pre)).numpy()
     )
-    result["training eval view (tf)"] = _training_eval_view
+    result["train eval view"] = _training_eval_view
     return result
 
 
@@ -168,14 +168,14 @@ def measure(images, path_functions):
 def print_table(table, image_names):
     """One row per preprocessing, one ``mean / max`` column per path, over `image_names`."""
     path_names = list(dict.fromkeys(path for _, path, _ in table))
-    print(f"{'weights':<30}" + "".join(f"{p:>36}" for p in path_names))
+    print(f"{'weights':<28}" + "".join(f"{p:>18}" for p in path_names))
     for names in dict.fromkeys(names for names, _, _ in table):
         label = names[0] + (f" (+{len(names) - 1} more)" if len(names) > 1 else "")
         cells = []
         for path in path_names:
             values = [table[(names, path, image)] for image in image_names]
             cells.append(f"{np.mean([v[0] for v in values]):.3f} / {max(v[1] for v in values):>3.0f}")
-        print(f"{label:<30}" + "".join(f"{c:>36}" for c in cells))
+        print(f"{label:<28}" + "".join(f"{c:>18}" for c in cells))
 
 
 def main(argv=None) -> int:
@@ -191,6 +191,7 @@ def main(argv=None) -> int:
     images = test_images(archive)
     table = measure(images, paths())
     print(f"mean / max |network input - PIL reference|, pixel levels 0..255, Keras backend {keras.backend.backend()}")
+    print("layers: include_preprocessing=True; tf.data/serving: fine-tuning, predict, SavedModel signatures")
     print(f"All {len(images)} images ({', '.join(images)}):")
     print_table(table, list(images))
     if args.per_image:

@@ -109,7 +109,7 @@ def imagenet_augment_tf(image, seed, crop_size=224, scale_range=(256, 480), pca_
 def resize_tf(images, height, width, interpolation: str = "bilinear"):
     """Resize an image or a batch to `height` x `width` (ints or scalar tensors) as PIL does.
 
-    Antialiased (the filter widens by the shrink factor), rows first and then columns, with 8-bit
+    Antialiased (the filter widens by the shrink factor), width first and then height, with 8-bit
     pixels in between and at the end (clipped to 0..255, halves rounded up): the images PIL, and so
     torchvision's and timm's evaluation transforms, produce, bicubic overshoot included.
 

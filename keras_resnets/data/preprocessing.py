@@ -296,7 +296,7 @@ class ResizeCenterCrop(keras.layers.Layer):
 
     Takes RGB 0..255 images of any size, (batch, H, W, 3), and returns (batch, height, width, 3) of the
     input size: resized and centre-cropped as :meth:`Preprocessing.geometry` says, filtered as PIL
-    does (antialiased, rows then columns, 8-bit pixels in between; see
+    does (antialiased, width then height, 8-bit pixels in between; see
     :func:`keras_resnets.data.augment.resize_tf`). Normalisation is left to the next layer.
 
     Args:
