@@ -73,7 +73,9 @@ def _run_weights(args) -> int:
     print(f"{'weights':<22} {'top-1 (%)':>9}  {'input':>5}  {'license':<12} description")
     for record in records:
         top1 = "" if record.metrics.top1 is None else f"{record.metrics.top1:.2f}"
-        print(f"{record.name:<22} {top1:>9}  {record.preprocessing.input_size:>5}  {record.license:<12} "
+        height, width = record.preprocessing.input_size
+        size = str(height) if height == width else f"{height}x{width}"
+        print(f"{record.name:<22} {top1:>9}  {size:>5}  {record.license:<12} "
               f"{record.description}")
     aliases = ", ".join(sorted(DEFAULT_TAGS))
     print(f"\nUse --weights with a tag (the part after the dot) or an alias ({aliases}); "

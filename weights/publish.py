@@ -75,8 +75,7 @@ def _check_images(args, spec, preprocessing):
             images = data["x"]
         return images, args.check_images
     rng = np.random.default_rng(0)
-    size = preprocessing.input_size
-    return rng.integers(0, 256, (4, size, size, 3)).astype("uint8"), "4 random images"
+    return rng.integers(0, 256, (4, *preprocessing.input_size, 3)).astype("uint8"), "4 random images"
 
 
 def main(argv=None) -> int:

@@ -8,12 +8,16 @@ and their mirror images) of the image resized to shorter side 256.
 
 Every random TensorFlow op is stateless and seeded per example, so an example's augmentation depends only
 on (run seed, epoch, position in the epoch): parallel maps, restarts and resumed runs see the same images.
-All functions take and return uint8 images; normalisation happens later, on the accelerator.
+The views take and return uint8 images (``resize_tf`` returns float32 whole pixel values); normalisation
+happens later, on the accelerator. The evaluation views use the geometry of the evaluation transform
+(:func:`keras_resnets.weights.records.center_crop_geometry`) that every inference path applies.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from keras_resnets.weights.records import center_crop_geometry
 
 # AlexNet's PCA lighting noise (Krizhevsky et al. 2012), eigen-decomposition of ImageNet RGB covariance
 # on a 0-255 scale, as used by the Facebook ResNet reference implementation.
@@ -102,28 +106,61 @@ def imagenet_augment_tf(image, seed, crop_size=224, scale_range=(256, 480), pca_
     return image
 
 
-def center_crop_tf(image, crop_size=224, resize_to=256):
-    """Single-crop evaluation view: shorter side to `resize_to`, then the central `crop_size` square."""
+def resize_tf(images, height, width, interpolation: str = "bilinear"):
+    """Resize an image or a batch to `height` x `width` (ints or scalar tensors) as PIL does.
+
+    Antialiased (the filter widens by the shrink factor), width first and then height, with 8-bit
+    pixels in between and at the end (clipped to 0..255, halves rounded up): the images PIL, and so
+    torchvision's and timm's evaluation transforms, produce, bicubic overshoot included.
+
+    Returns:
+        float32 tensor of whole pixel values.
+    """
     tf = _tf()
-    image = resize_shorter_side(image, resize_to)
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    top, left = (height - crop_size) // 2, (width - crop_size) // 2
-    return tf.image.crop_to_bounding_box(image, top, left, crop_size, crop_size)
+    antialias = interpolation != "nearest"
+    wide = tf.image.resize(images, tf.stack([tf.shape(images)[-3], width]), method=interpolation, antialias=antialias)
+    resized = tf.image.resize(to_pixels_tf(wide), tf.stack([height, width]), method=interpolation, antialias=antialias)
+    return to_pixels_tf(resized)
 
 
-def ten_crop_tf(image, crop_size=224, resize_to=256):
+def to_pixels_tf(images):
+    """Clip to 0..255 and round halves up, as PIL stores a filtered 8-bit pixel; float32."""
+    tf = _tf()
+    return tf.floor(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0) + 0.5)
+
+
+def _eval_resize_tf(image, crop_size, resize_to, interpolation):
+    """The resized uint8 image and the centre crop offsets of torchvision's Resize + CenterCrop."""
+    tf = _tf()
+    shape = tf.shape(image)
+    resized_height, resized_width, top, left = center_crop_geometry(
+        shape[0], shape[1], (crop_size, crop_size), resize_to, minimum=tf.minimum
+    )
+    resized = tf.cast(resize_tf(image, resized_height, resized_width, interpolation), tf.uint8)
+    return resized, top, left
+
+
+def center_crop_tf(image, crop_size=224, resize_to=256, interpolation="bilinear"):
+    """Single-crop evaluation view: shorter side to `resize_to`, then the central `crop_size` square
+    (the evaluation transform: :func:`keras_resnets.weights.records.center_crop_geometry`, :func:`resize_tf`)."""
+    tf = _tf()
+    resized, top, left = _eval_resize_tf(image, crop_size, resize_to, interpolation)
+    return tf.image.crop_to_bounding_box(resized, top, left, crop_size, crop_size)
+
+
+def ten_crop_tf(image, crop_size=224, resize_to=256, interpolation="bilinear"):
     """The 10-crop evaluation views (N=10, crop, crop, 3): 4 corners + centre, and their mirror images."""
     tf = _tf()
-    image = resize_shorter_side(image, resize_to)
+    image, top, left = _eval_resize_tf(image, crop_size, resize_to, interpolation)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     offsets = [
         (0, 0),
         (0, width - crop_size),
         (height - crop_size, 0),
         (height - crop_size, width - crop_size),
-        ((height - crop_size) // 2, (width - crop_size) // 2),
+        (top, left),
     ]
-    crops = [tf.image.crop_to_bounding_box(image, top, left, crop_size, crop_size) for top, left in offsets]
+    crops = [tf.image.crop_to_bounding_box(image, row, column, crop_size, crop_size) for row, column in offsets]
     crops += [tf.image.flip_left_right(crop) for crop in crops]
     return tf.stack(crops)
 

@@ -1,8 +1,10 @@
 """TensorFlow ops that turn decoded RGB images into model inputs, as a :class:`Preprocessing` says.
 
 Fine-tuning, prediction and the exported serving signatures all call these functions, so a model sees
-the same pixels in training, in ``keras-resnets predict`` and behind TF Serving. They are TF ops (run
-eagerly, inside ``tf.data`` or inside a ``tf.function``) whatever the Keras backend.
+the same pixels in training, in ``keras-resnets predict`` and behind TF Serving; the geometry is
+:meth:`Preprocessing.geometry`, the one evaluation transform that :func:`keras_resnets.prepare_image`
+and ``include_preprocessing=True`` apply too. They are TF ops (run eagerly, inside ``tf.data`` or
+inside a ``tf.function``) whatever the Keras backend.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_resnets.tasks.model_info import Preprocessing
+from keras_resnets.data.augment import resize_tf
+from keras_resnets.weights.records import Preprocessing
 
 
 def normalization_constants(preprocessing: Preprocessing):
@@ -27,37 +30,22 @@ def normalization_constants(preprocessing: Preprocessing):
 
 
 def resize_for_model(images, preprocessing: Preprocessing):
-    """Resize RGB images of any size to the model's input size; float32 pixels stay in 0-255.
+    """Resize and centre-crop RGB images of any size to the model's input size (the evaluation transform).
 
     Args:
         images: one image (H, W, 3) or a batch (N, H, W, 3) of equal-sized images, uint8 or float.
-        preprocessing: says whether to resize the whole image or the shorter side then centre-crop.
+        preprocessing: the transform (:meth:`Preprocessing.geometry`, filter).
 
     Returns:
-        float32 tensor (..., input_height, input_width, 3).
+        float32 tensor (..., input_height, input_width, 3), whole pixel values 0..255.
     """
-    images = tf.cast(tf.convert_to_tensor(images), tf.float32)
+    images = tf.convert_to_tensor(images)
     height, width = preprocessing.input_size
-    method = preprocessing.interpolation
-    # PIL (torchvision's eval transforms) filters when shrinking; TF does so only with antialias.
-    antialias = method != "nearest"
-    if preprocessing.resize_size is None:
-        resized = tf.image.resize(images, (height, width), method=method, antialias=antialias)
-    else:
-        shape = tf.shape(images)
-        image_height = tf.cast(shape[-3], tf.float32)
-        image_width = tf.cast(shape[-2], tf.float32)
-        scale = float(preprocessing.resize_size) / tf.minimum(image_height, image_width)
-        # The max() keeps the crop inside the image when the aspect ratio is extreme.
-        new_height = tf.maximum(tf.cast(tf.round(image_height * scale), tf.int32), height)
-        new_width = tf.maximum(tf.cast(tf.round(image_width * scale), tf.int32), width)
-        resized = tf.image.resize(images, tf.stack([new_height, new_width]), method=method, antialias=antialias)
-        top = (new_height - height) // 2
-        left = (new_width - width) // 2
-        resized = resized[..., top : top + height, left : left + width, :]
-    # Bicubic filtering overshoots at edges; PIL clips to the pixel range, so do the same.
-    resized = tf.clip_by_value(resized, 0.0, 255.0)
-    return tf.ensure_shape(resized, [None] * (images.shape.rank - 3) + [height, width, 3])
+    shape = tf.shape(images)
+    resized_height, resized_width, top, left = preprocessing.geometry(shape[-3], shape[-2], minimum=tf.minimum)
+    resized = resize_tf(images, resized_height, resized_width, preprocessing.interpolation)
+    cropped = resized[..., top : top + height, left : left + width, :]
+    return tf.ensure_shape(cropped, [None] * (images.shape.rank - 3) + [height, width, 3])
 
 
 def normalize(images, preprocessing: Preprocessing):

@@ -27,15 +27,14 @@ import numpy as np
 from keras_resnets.data.finetune_data import resolve_training_data
 from keras_resnets.tasks.model_info import (
     ModelInfo,
-    Preprocessing,
-    guess_family,
-    preprocessing_for,
+    classifier_preprocessing,
     reject_builtin_preprocessing,
     resolve_default_weights,
     save_classifier,
 )
 from keras_resnets.models.registry import get_model, model_entry
 from keras_resnets.data.transforms import batched_model_inputs
+from keras_resnets.weights.records import Preprocessing
 
 FEATURE_LAYER = "avgpool"
 HEAD_LAYER = "fc"
@@ -287,7 +286,8 @@ def fine_tune(
         validation_fraction: share of `data` held out when `validation_data` is None; 0 disables
             validation (early stopping then watches the training loss).
         image_size: input (height, width); default the model's (224 for ImageNet nets, 32 for CIFAR).
-        preprocessing: resize/normalisation override; default the family's at `image_size`.
+        preprocessing: resize/normalisation override; default the starting weights' evaluation transform
+            (or the family's) at `image_size`.
         batch_size: global batch size (split across replicas under a strategy).
         head_epochs: epochs of the head phase (backbone frozen).
         fine_tune_epochs: epochs of the fine-tune phase; 0 skips it.
@@ -332,7 +332,7 @@ def fine_tune(
         if preprocessing is None:
             input_size = classifier.input_shape[1:3]
             start = resolve_default_weights(base_name, weights) if base_name else None
-            preprocessing = preprocessing_for(base_name, start, input_size, family=guess_family(input_size))
+            preprocessing = classifier_preprocessing(base_name, start, input_size)
         elif tuple(preprocessing.input_size) != tuple(classifier.input_shape[1:3]):
             raise ValueError(
                 f"`preprocessing.input_size` must match the model input {classifier.input_shape[1:3]}. "

@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-from keras_resnets.weights.catalog import IMAGENET_MEAN, IMAGENET_STD
-
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+from keras_resnets.data import preprocessing as preprocessing_lib
+from keras_resnets.weights.catalog import get_weights_record, is_registered_name
+from keras_resnets.weights.records import Preprocessing
 
 # The pretrained weight tag used when a command or function is asked for weights="default".
 DEFAULT_WEIGHTS = {"imagenet": "imagenet", "cifar": "cifar10"}
@@ -25,108 +24,20 @@ INFO_FILE_NAME = "keras_resnets.json"
 INFO_FORMAT_VERSION = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Preprocessing:
-    """How raw RGB images become model inputs.
-
-    Attributes:
-        input_size: (height, width) the network sees.
-        resize_size: if set, the shorter image side is resized to this many pixels (aspect kept) and
-            the centre ``input_size`` is cropped; if None, the whole image is resized to
-            ``input_size`` (aspect not kept), which suits small, already square data such as CIFAR.
-        mean: per-channel mean subtracted after scaling pixels to [0, 1].
-        std: per-channel standard deviation divided by after subtracting the mean.
-        interpolation: resize filter, "bilinear", "bicubic" or "nearest" (antialiased when shrinking).
-    """
-
-    input_size: Tuple[int, int]
-    resize_size: Optional[int] = None
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
-
-    def __post_init__(self):
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(
-                f"`interpolation` must be one of {INTERPOLATIONS}. Received: interpolation={self.interpolation!r}"
-            )
-        size = tuple(self.input_size)
-        if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-            raise ValueError(f"`input_size` must be (height, width) positive integers. Received: input_size={self.input_size!r}")
-        if self.resize_size is not None and self.resize_size < max(size):
-            raise ValueError(
-                "`resize_size` (the shorter side before the centre crop) must be at least the crop size "
-                f"{max(size)}. Received: resize_size={self.resize_size!r}"
-            )
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            raise ValueError(f"`mean` and `std` need 3 values, std > 0. Received: mean={self.mean!r}, std={self.std!r}")
-        object.__setattr__(self, "input_size", size)
-        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
-        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict."""
-        return {
-            "input_size": list(self.input_size),
-            "resize_size": self.resize_size,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "interpolation": self.interpolation,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Preprocessing":
-        """The inverse of :meth:`to_dict`."""
-        return cls(
-            input_size=tuple(data["input_size"]),
-            resize_size=data.get("resize_size"),
-            mean=tuple(data.get("mean", IMAGENET_MEAN)),
-            std=tuple(data.get("std", IMAGENET_STD)),
-            interpolation=data.get("interpolation", "bilinear"),
-        )
-
-
-    @classmethod
-    def from_weights(cls, weights_preprocessing, input_size: Sequence[int]) -> "Preprocessing":
-        """This description of a weights record's preprocessing (:mod:`keras_resnets.data.preprocessing`) at
-        `input_size`: the same mean, std and filter, and the same crop fraction of the resized image."""
-        height, width = (int(s) for s in input_size)
-        return cls(
-            input_size=(height, width),
-            resize_size=int(math.floor(max(height, width) / weights_preprocessing.crop_pct)),
-            mean=tuple(weights_preprocessing.mean),
-            std=tuple(weights_preprocessing.std),
-            interpolation=weights_preprocessing.interpolation,
-        )
-
-
-def preprocessing_for(model_name: Optional[str], weights, input_size: Sequence[int], family: str = "imagenet") -> Preprocessing:
-    """How to prepare images for the zoo model `model_name` with `weights`, at `input_size`.
-
-    A registered weights tag gives its record's evaluation transform (mean/std, crop fraction, filter);
-    anything else (a file, None) gives the usual one of the model's family. Without `model_name`,
-    the usual transform of `family`.
-    """
-    from keras_resnets.data import preprocessing as weights_preprocessing
-    from keras_resnets.models.registry import model_entry
-
+def classifier_preprocessing(model_name: Optional[str], weights, input_size: Sequence[int]) -> Preprocessing:
+    """How to prepare images for a classifier at `input_size` whose backbone is the zoo model `model_name`
+    started from `weights`: the weights record's transform (statistics, filter, crop fraction) at that
+    size, or the usual one of the family (from `model_name`, else guessed from `input_size`)."""
     if model_name is None:
-        record = weights_preprocessing.default_preprocessing(family)
-    else:
-        entry = model_entry(model_name)
-        record = weights_preprocessing.model_preprocessing(entry.architecture, weights)
-    return Preprocessing.from_weights(record, input_size)
+        return preprocessing_lib.default_preprocessing(guess_family(input_size), input_size)
+    return preprocessing_lib.preprocessing_for(weights, model_name, input_size)
 
 
 def class_names_for(model_name: Optional[str], weights, num_classes: int) -> List[str]:
     """Class names of a registered weights tag (ImageNet-1k, CIFAR-10) when they fit the model's
     outputs; otherwise the output indices as strings ("0", "1", ...)."""
-    from keras_resnets.data import preprocessing as weights_preprocessing
-    from keras_resnets.weights import get_weights_record
-    from keras_resnets.weights.catalog import is_registered_name
-
     if model_name is not None and isinstance(weights, str) and is_registered_name(weights):
-        names = weights_preprocessing.class_names(get_weights_record(weights, model_name).class_names)
+        names = preprocessing_lib.class_names(get_weights_record(weights, model_name).class_names)
         if len(names) == num_classes:
             return names
     return [str(i) for i in range(num_classes)]
@@ -235,9 +146,7 @@ def reject_builtin_preprocessing(model, argument: str = "model") -> None:
     Fine-tuning, prediction and export put the weights' resize and normalisation in front of the model
     themselves; a model that also normalises inside would see its images normalised twice.
     """
-    from keras_resnets.data.preprocessing import LAYER_PREFIX
-
-    builtin = [layer.name for layer in model.layers if layer.name.startswith(LAYER_PREFIX + ".")]
+    builtin = [layer.name for layer in model.layers if layer.name.startswith(preprocessing_lib.LAYER_PREFIX + ".")]
     if builtin:
         raise ValueError(
             f"`{argument}` already resizes/normalises its input (layers {builtin}, from "
@@ -250,7 +159,7 @@ def describe_model(model, base_model: Optional[str] = None, weights=None) -> Mod
     """A :class:`ModelInfo` for a zoo model that has no saved info (e.g. freshly built with weights).
 
     Class names and preprocessing come from the weights record when `weights` is a registered tag
-    (see :func:`class_names_for`, :func:`preprocessing_for`); otherwise class names are the output
+    (see :func:`class_names_for`, :func:`classifier_preprocessing`); otherwise class names are the output
     indices and the preprocessing is the family's usual one at the model's input size.
     """
     input_size = tuple(model.input_shape[1:3])
@@ -261,7 +170,7 @@ def describe_model(model, base_model: Optional[str] = None, weights=None) -> Mod
         )
     return ModelInfo(
         class_names=class_names_for(base_model, weights, model.output_shape[-1]),
-        preprocessing=preprocessing_for(base_model, weights, input_size, family=guess_family(input_size)),
+        preprocessing=classifier_preprocessing(base_model, weights, input_size),
         base_model=base_model,
         weights=None if weights is None else os.fspath(weights),
     )

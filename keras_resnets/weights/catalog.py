@@ -277,10 +277,13 @@ def is_registered_name(weights: str) -> bool:
     return any(weights in (r.tag, r.name) for r in CATALOG.records())
 
 
-def default_preprocessing(family: str) -> Preprocessing:
-    """The usual evaluation transform of a model family ("imagenet": 224 crop of 256; "cifar": 32x32)."""
+def default_preprocessing(family: str, input_size=None) -> Preprocessing:
+    """The usual evaluation transform of a model family ("imagenet": 224 crop of 256; "cifar": 32x32),
+    optionally at another `input_size` (same crop fraction)."""
     if family == "imagenet":
-        return Preprocessing(IMAGENET_MEAN, IMAGENET_STD, input_size=224, crop_pct=0.875, interpolation="bilinear")
-    if family == "cifar":
-        return Preprocessing(CIFAR10_MEAN, CIFAR10_STD, input_size=32, crop_pct=1.0, interpolation="bilinear")
-    raise ValueError(f"`family` must be 'imagenet' or 'cifar'. Received: family={family!r}")
+        pre = Preprocessing(IMAGENET_MEAN, IMAGENET_STD, input_size=224, crop_pct=0.875, interpolation="bilinear")
+    elif family == "cifar":
+        pre = Preprocessing(CIFAR10_MEAN, CIFAR10_STD, input_size=32, crop_pct=1.0, interpolation="bilinear")
+    else:
+        raise ValueError(f"`family` must be 'imagenet' or 'cifar'. Received: family={family!r}")
+    return pre if input_size is None else pre.with_input_size(input_size)

@@ -10,7 +10,6 @@ The folder layout is what ``weights="hf://owner/repo[@revision]"`` loads:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -111,7 +110,7 @@ def model_card(config: dict, repo_name: str) -> str:
         "## Preprocessing",
         "",
         f"RGB pixels / 255, then per channel (x - mean) / std with mean {pre.get('mean')} and std {pre.get('std')}; "
-        f"evaluation input {pre.get('input_size')}x{pre.get('input_size')} (crop_pct {pre.get('crop_pct')}, "
+        f"evaluation input {'x'.join(str(side) for side in pre.get('input_size') or ())} (crop_pct {pre.get('crop_pct')}, "
         f"{pre.get('interpolation')}). `keras_resnets.preprocess_input` does the normalisation.",
         "",
         "## Provenance",
@@ -189,7 +188,7 @@ def write_model_folder(
         "architecture": architecture.to_dict(),
         "classes": classes,
         "class_names": list(class_names) if isinstance(class_names, (list, tuple)) else class_names,
-        "preprocessing": dataclasses.asdict(preprocessing),
+        "preprocessing": preprocessing.to_dict(),
         "weights_file": WEIGHTS_FILENAME,
         "weights_sha256": hub.file_sha256(weights_path),
         "metrics": metrics,

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_resnets
 from keras_resnets.data import augment
+from keras_resnets.weights.records import Preprocessing
 from training import objective
 
 
@@ -22,10 +24,13 @@ def test_imagenet_scale_augmentation_and_crops():
     image = tf.constant(np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8))
     crop = augment.imagenet_augment_tf(image, tf.constant([0, 1], tf.int64), crop_size=224, pca_lighting=True)
     assert crop.shape == (224, 224, 3) and crop.dtype == tf.uint8
-    resized = augment.resize_shorter_side(image, 256)
-    assert resized.shape == (256, 341, 3)
+    assert augment.resize_shorter_side(image, 256).shape == (256, 341, 3)
+    # The evaluation views resize as prepare_image does (PIL's filtering), then crop at torchvision's offsets.
+    resized = tf.cast(augment.resize_tf(image, 256, 341), tf.uint8)
     center = augment.center_crop_tf(image, 224, 256)
     np.testing.assert_array_equal(center, resized[16:240, 58:282])
+    pil = keras_resnets.prepare_image(image.numpy(), preprocessing=Preprocessing((0.5,) * 3, (0.5,) * 3, input_size=224, crop_pct=0.875))
+    assert np.abs(center.numpy() - pil).max() <= 1  # PIL filters in 8-bit fixed point.
     crops = augment.ten_crop_tf(image, 224, 256)
     assert crops.shape == (10, 224, 224, 3)
     np.testing.assert_array_equal(crops[0], resized[:224, :224])  # Top-left corner.

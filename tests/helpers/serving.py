@@ -12,11 +12,16 @@ from PIL import Image
 
 import keras_resnets
 from keras_resnets.tasks.finetune import build_classifier
-from keras_resnets.tasks.model_info import ModelInfo, Preprocessing
+from keras_resnets.tasks.model_info import ModelInfo
+from keras_resnets.weights.catalog import IMAGENET_MEAN, IMAGENET_STD
+from keras_resnets.weights.records import Preprocessing
 
 
-def small_classifier(class_names, input_size=(32, 32), resize_size=None, seed=0):
+def small_classifier(class_names, input_size=(32, 32), crop_pct=None, seed=0):
     """A ResNet-8 classifier with random but non-trivial BN statistics, and its ModelInfo.
+
+    `crop_pct` None resizes whole images to `input_size` ("squash"); a number resizes the shorter side
+    to ``floor(size / crop_pct)`` and centre-crops.
 
     Random moving statistics make the outputs depend on every layer (fresh BN layers are identities).
     """
@@ -32,7 +37,8 @@ def small_classifier(class_names, input_size=(32, 32), resize_size=None, seed=0)
                 rng.normal(0, 0.2, mean.shape).astype("float32"),
                 rng.uniform(0.5, 2.0, variance.shape).astype("float32"),
             ])
-    info = ModelInfo(list(class_names), Preprocessing(tuple(input_size), resize_size=resize_size))
+    crop = {"crop_mode": "squash"} if crop_pct is None else {"crop_pct": crop_pct}
+    info = ModelInfo(list(class_names), Preprocessing(IMAGENET_MEAN, IMAGENET_STD, tuple(input_size), **crop))
     return model, info
 
 

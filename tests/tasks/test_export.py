@@ -59,8 +59,8 @@ np.savez(out_file, signatures=np.array(sorted(loaded.signatures)), **outputs)
 
 @pytest.fixture(scope="module")
 def classifier():
-    # resize_size=36: shorter side to 36 then a centre 32x32 crop, the ImageNet-style path.
-    return small_classifier(CLASSES, input_size=(32, 32), resize_size=36, seed=1)
+    # crop_pct=0.875: shorter side to floor(32 / 0.875) = 36 then a centre 32x32 crop, the ImageNet-style path.
+    return small_classifier(CLASSES, input_size=(32, 32), crop_pct=0.875, seed=1)
 
 
 @pytest.fixture(scope="module")

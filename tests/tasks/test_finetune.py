@@ -197,12 +197,14 @@ def test_model_argument_must_be_a_zoo_network():
 
 
 def test_preprocessing_and_class_names_follow_the_weights_record():
-    from keras_resnets.tasks.model_info import class_names_for, preprocessing_for
+    from keras_resnets.tasks.model_info import class_names_for, classifier_preprocessing
 
-    resnet50 = preprocessing_for("resnet50", "imagenet", (224, 224))
+    resnet50 = classifier_preprocessing("resnet50", "imagenet", (224, 224))
     assert resnet50.resize_size == 256 and resnet50.input_size == (224, 224)
-    assert preprocessing_for("resnet50", "imagenet", (160, 160)).resize_size == 182  # same 0.875 crop fraction
-    assert preprocessing_for("resnet20", None, (32, 32)).resize_size == 32
+    assert classifier_preprocessing("resnet50", "imagenet", (160, 160)).resize_size == 182  # same 0.875 crop fraction
+    assert classifier_preprocessing("resnet50", "tv2_in1k", (224, 224)).resize_size == 232
+    assert classifier_preprocessing("resnet20", None, (32, 32)).resize_size == 32
+    assert classifier_preprocessing(None, None, (24, 24)).resize_size == 24  # unknown backbone: CIFAR-like size
     assert class_names_for("resnet20", "cifar10", 10)[:3] == ["airplane", "automobile", "bird"]
     assert class_names_for("resnet50", "imagenet", 1000)[0].startswith("tench")
     assert class_names_for("resnet20", "/some/file.npz", 3) == ["0", "1", "2"]

@@ -7,6 +7,8 @@ import pytest
 
 import keras_resnets
 from keras_resnets.data.preprocessing import class_names, preprocessing_for
+from keras_resnets.tasks.model_info import ModelInfo
+from keras_resnets.weights.records import Preprocessing
 
 
 def test_preprocess_input_uses_the_record_statistics():
@@ -23,7 +25,12 @@ def test_preprocessing_differs_per_record_and_tag_lookup():
     assert preprocessing_for("resnet50.tv2_in1k").resize_size == 232
     assert preprocessing_for("tv_in1k").resize_size == 256
     assert preprocessing_for("resnet50.a1_in1k").interpolation == "bicubic"
-    assert preprocessing_for("cifar10").input_size == 32
+    assert preprocessing_for("cifar10").input_size == (32, 32)
+    assert preprocessing_for("tv2_in1k", model="resnet50", input_size=(160, 192)).resize_size == 198  # floor(192 / 0.965)
+    assert preprocessing_for(None, model="resnet20").input_size == (32, 32)  # unregistered weights: the family's
+    assert preprocessing_for("/some/weights.npz", model="resnet50").crop_pct == 0.875
+    with pytest.raises(ValueError, match="pass `model`"):
+        preprocessing_for("/some/weights.npz")
     assert preprocessing_for("a1h_in1k", model="resnet101").crop_pct == 0.95
     with pytest.raises(ValueError, match="pass `model`"):
         preprocessing_for("a1h_in1k")  # resnet50's a1h is evaluated differently.
@@ -78,4 +85,44 @@ def test_include_preprocessing_equals_external_preprocessing(shared):
 def test_include_preprocessing_uses_the_selected_record():
     model = keras_resnets.ResNet50(include_preprocessing=True, include_top=False)
     resize = model.get_layer("preprocessing.resize")
-    assert (resize.height, resize.width) == (224, 224)
+    assert resize.preprocessing == keras_resnets.get_weights_record("resnet50.tv_in1k").preprocessing
+    assert resize.preprocessing.input_size == (224, 224)
+
+
+def test_preprocessing_validates_its_arguments():
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    assert Preprocessing(mean, std, input_size=(160, 224)).input_size == (160, 224)
+    assert Preprocessing(mean, std, input_size=64).input_size == (64, 64)
+    with pytest.raises(ValueError, match="input_size.*Received: input_size=0"):
+        Preprocessing(mean, std, input_size=0)
+    with pytest.raises(ValueError, match="input_size"):
+        Preprocessing(mean, std, input_size=(1, 2, 3))
+    with pytest.raises(ValueError, match="crop_pct.*1.5"):
+        Preprocessing(mean, std, input_size=32, crop_pct=1.5)
+    with pytest.raises(ValueError, match="crop_mode"):
+        Preprocessing(mean, std, input_size=32, crop_mode="border")
+    with pytest.raises(ValueError, match="std"):
+        Preprocessing(mean, (0.2, 0.0, 0.2), input_size=32)
+
+
+def test_model_info_json_reads_the_old_format_and_round_trips(tmp_path):
+    statistics = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "interpolation": "bilinear"}
+    # keras_resnets.json as fine-tuning wrote it before crop_pct was stored.
+    old = {"format_version": 1, "class_names": ["a", "b"], "base_model": "resnet50", "weights": "imagenet", "extra": {},
+           "preprocessing": {"input_size": [224, 224], "resize_size": 256, **statistics}}
+    (tmp_path / "keras_resnets.json").write_text(json.dumps(old))
+    info = ModelInfo.load(tmp_path / "keras_resnets.json")
+    assert info.preprocessing == keras_resnets.get_weights_record("resnet50.tv_in1k").preprocessing
+    squash = Preprocessing.from_dict({"input_size": [32, 32], "resize_size": None, **statistics})
+    assert squash.crop_mode == "squash" and squash.resize_size is None
+    wide = Preprocessing.from_dict({"input_size": [160, 224], "resize_size": 300, **statistics})
+    assert wide.resize_size == 300 and wide.geometry(600, 800) == (300, 400, 70, 88)
+    for size in range(8, 400, 13):
+        for resize_size in range(size, 2 * size, 7):
+            assert Preprocessing.from_dict({"input_size": size, "resize_size": resize_size, **statistics}).resize_size == resize_size
+    for pre in {r.preprocessing for r in keras_resnets.list_weights()} | {squash, wide}:
+        assert Preprocessing.from_dict(json.loads(json.dumps(pre.to_dict()))) == pre
+    with pytest.raises(ValueError, match="contradicts"):
+        Preprocessing.from_dict({"input_size": [224, 224], "resize_size": 250, "crop_pct": 0.875, **statistics})
+    with pytest.raises(ValueError, match="resize_size"):
+        Preprocessing.from_dict({"input_size": [224, 224], "resize_size": 200, **statistics})

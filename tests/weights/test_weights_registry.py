@@ -36,7 +36,7 @@ def test_records_carry_complete_metadata():
             record.tag = "x"
         assert keras_resnets.model_entry(record.model).spec.default_classes == record.classes
         assert record.license and record.provenance and record.metrics.source
-        assert record.preprocessing.input_size in (32, 224)
+        assert record.preprocessing.input_size in ((32, 32), (224, 224))
         if record.repo_id is not None:
             assert record.repo_id == f"timm/{record.name}" and record.filename == "model.safetensors"
             assert record.file_format == "timm-safetensors"
