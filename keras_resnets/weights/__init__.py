@@ -5,13 +5,33 @@ Public entry points (re-exported by :mod:`keras_resnets`): :func:`list_weights`,
 :func:`load_weights`.
 """
 
+import importlib
+
+from keras_resnets.architecture.identity import WeightsMismatchError
 from keras_resnets.weights.cache import cache_root
 from keras_resnets.weights.catalog import DEFAULT_TAGS, get_weights_record, list_weights
 from keras_resnets.weights.hub import WeightsIntegrityError, WeightsNotAvailableError
-from keras_resnets.weights.loader import load_weights
-from keras_resnets.weights.publishing import push_to_hub, write_model_folder
 from keras_resnets.weights.records import Metrics, Preprocessing, WeightsRecord
-from keras_resnets.weights.torch_layout import WeightsMismatchError
+
+# Imported on first use (PEP 562): these modules import Keras, and the registry above must stay
+# importable without it (the command line lists weights without starting TensorFlow).
+_LAZY = {
+    "load_weights": "keras_resnets.weights.loader",
+    "push_to_hub": "keras_resnets.weights.publishing",
+    "write_model_folder": "keras_resnets.weights.publishing",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def download_weights(weights: str, model=None, force_download: bool = False) -> str:

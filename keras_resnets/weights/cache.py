@@ -16,8 +16,6 @@ from typing import Optional
 
 import filelock
 
-from keras_resnets.weights import fingerprint
-
 CACHE_ENV = "KERAS_RESNETS_CACHE"
 ENTRY_FORMAT_VERSION = 1
 LOCK_TIMEOUT_S = 30 * 60  # A slow first download of ResNet-152 (230 MB) must not time out waiters.
@@ -76,6 +74,8 @@ class CacheEntry:
 
     def write(self, model, source_sha256: str, extra: Optional[dict] = None) -> pathlib.Path:
         """Save `model`'s weights as this entry (atomically: temp file, then rename; metadata last)."""
+        from keras_resnets.weights import fingerprint  # Imports Keras; listing the cache must not.
+
         self.weights_path.parent.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:8]
         temporary_weights = self.weights_path.with_name(f".{self.record.name}.{token}.weights.h5")
