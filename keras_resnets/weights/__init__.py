@@ -34,21 +34,28 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-def download_weights(weights: str, model=None, force_download: bool = False) -> str:
+def download_weights(weights: str, model=None, force_download: bool = False, timeout=None) -> str:
     """Download, verify and convert a registered weight set now; returns the cached ``.weights.h5`` path.
 
-    Use it to prepare a machine for offline use (then ``HF_HUB_OFFLINE=1`` works), or with
-    ``force_download=True`` to replace a corrupt download.
+    Use it to prepare a machine for offline use (then ``HF_HUB_OFFLINE=1`` works, also on another
+    machine once the Hugging Face cache folder is copied there), or with ``force_download=True`` to
+    replace a corrupt download.
 
     Args:
         weights: a record name ("resnet50.tv_in1k"), or a tag/alias with `model` ("imagenet", "resnet50").
         model: model name, needed when `weights` is a tag.
         force_download: download and convert again even if cached.
+        timeout: total seconds allowed for the download (default ``$KERAS_RESNETS_DOWNLOAD_TIMEOUT``, else 900).
+
+    Raises:
+        WeightsNotAvailableError: not published, Hub unreachable or past `timeout`, with what to do instead.
     """
+    from keras_resnets.weights.hub import download_timeout
     from keras_resnets.weights.loader import cached_record_weights
 
+    download_timeout(timeout)  # Reject a bad value before any work.
     record = get_weights_record(weights, model)
-    return str(cached_record_weights(record, force_download=force_download))
+    return str(cached_record_weights(record, force_download=force_download, timeout=timeout))
 
 
 __all__ = [

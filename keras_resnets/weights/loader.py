@@ -102,14 +102,31 @@ def _check_record_architecture(record: WeightsRecord, architecture: Architecture
         )
 
 
-def fetch_record(record: WeightsRecord, force_download: bool = False) -> hub.DownloadedFile:
-    """Download (or find in the Hub cache) and verify the file of `record`."""
+def unavailable_hint(record: WeightsRecord) -> str:
+    """What a user without (working) network access can do to load `record`'s weights."""
+    from huggingface_hub import constants
+
+    return (
+        "On a machine with network access run "
+        f"`python -c \"import keras_resnets; keras_resnets.download_weights({record.name!r})\"` and copy "
+        f"{constants.HF_HUB_CACHE} and {cache_lib.cache_root()} to the same places here; or load a local "
+        f"weights file (weights='/path/to/{record.filename}' in Python, --weights /path/to/{record.filename} "
+        "on the command line)."
+    )
+
+
+def fetch_record(record: WeightsRecord, force_download: bool = False, timeout=None) -> hub.DownloadedFile:
+    """Download (or find in the Hub cache) and verify the file of `record` within `timeout` seconds."""
     if not record.published:
-        raise hub.WeightsNotAvailableError(f"Weights {record.name!r} are not on the Hub. {record.pin_note}")
+        raise hub.WeightsNotAvailableError(
+            f"Weights {record.name!r} are not published on the Hub, so they cannot be downloaded. "
+            f"{record.local_alternative}"
+        )
     try:
         return hub.download_verified(
             record.repo_id, record.filename, record.revision, sha256=record.sha256,
-            force_download=force_download, description=f"weights {record.name!r}",
+            force_download=force_download, description=f"weights {record.name!r}", timeout=timeout,
+            hint=unavailable_hint(record),
         )
     except hub.WeightsIntegrityError as error:
         raise hub.WeightsIntegrityError(
@@ -117,11 +134,11 @@ def fetch_record(record: WeightsRecord, force_download: bool = False) -> hub.Dow
         ) from error
 
 
-def cached_record_weights(record: WeightsRecord, force_download: bool = False):
+def cached_record_weights(record: WeightsRecord, force_download: bool = False, timeout=None):
     """Path of `record`'s Keras-native weights in the converted cache, creating the entry if needed.
 
-    The first call downloads, verifies and converts (under an inter-process lock); later calls only
-    check that the entry exists.
+    The first call downloads (within `timeout` seconds, see :func:`keras_resnets.weights.hub.download_timeout`),
+    verifies and converts (under an inter-process lock); later calls only check that the entry exists.
     """
     if not record.published:
         fetch_record(record)  # Raises, with the record's note on how to get the weights.
@@ -134,7 +151,7 @@ def cached_record_weights(record: WeightsRecord, force_download: bool = False):
         found = None if force_download else entry.lookup()
         if found is not None:  # Another process created it while we waited for the lock.
             return found
-        downloaded = fetch_record(record, force_download=force_download)
+        downloaded = fetch_record(record, force_download=force_download, timeout=timeout)
         source = _record_source_model(record, downloaded.path)
         return entry.write(source, downloaded.sha256, extra={"source_file": downloaded.path})
 
