@@ -27,6 +27,7 @@ from keras_resnets.architecture import graph
 from keras_resnets.architecture.identity import Architecture, WeightsMismatchError
 from keras_resnets.weights import cache as cache_lib
 from keras_resnets.weights import catalog, checkpoints, fingerprint, hub, torch_layout
+from keras_resnets.weights.fetch import fetch_record, unavailable_hint  # noqa: F401 (also used from here)
 from keras_resnets.weights.records import WeightsRecord
 
 HF_PREFIX = "hf://"
@@ -100,38 +101,6 @@ def _check_record_architecture(record: WeightsRecord, architecture: Architecture
             f"model was built with {field}={ours!r}, so the tensors would not fit or mean something else. "
             f"Build it with {field}={theirs!r} or use weights=None. Received: {field}={ours!r}"
         )
-
-
-def unavailable_hint(record: WeightsRecord) -> str:
-    """What a user without (working) network access can do to load `record`'s weights."""
-    from huggingface_hub import constants
-
-    return (
-        "On a machine with network access run "
-        f"`python -c \"import keras_resnets; keras_resnets.download_weights({record.name!r})\"` and copy "
-        f"{constants.HF_HUB_CACHE} and {cache_lib.cache_root()} to the same places here; or load a local "
-        f"weights file (weights='/path/to/{record.filename}' in Python, --weights /path/to/{record.filename} "
-        "on the command line)."
-    )
-
-
-def fetch_record(record: WeightsRecord, force_download: bool = False, timeout=None) -> hub.DownloadedFile:
-    """Download (or find in the Hub cache) and verify the file of `record` within `timeout` seconds."""
-    if not record.published:
-        raise hub.WeightsNotAvailableError(
-            f"Weights {record.name!r} are not published on the Hub, so they cannot be downloaded. "
-            f"{record.local_alternative}"
-        )
-    try:
-        return hub.download_verified(
-            record.repo_id, record.filename, record.revision, sha256=record.sha256,
-            force_download=force_download, description=f"weights {record.name!r}", timeout=timeout,
-            hint=unavailable_hint(record),
-        )
-    except hub.WeightsIntegrityError as error:
-        raise hub.WeightsIntegrityError(
-            f"{error} Or run keras_resnets.download_weights({record.name!r}, force_download=True)."
-        ) from error
 
 
 def cached_record_weights(record: WeightsRecord, force_download: bool = False, timeout=None):
