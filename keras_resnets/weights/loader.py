@@ -156,7 +156,7 @@ def load_keras_weights(model, path: str, architecture: Architecture, source_clas
     load_head = torch_layout.should_load_head(model, source_classes, weights_name)
     if load_head:
         try:
-            model.load_weights(path)
+            _read_keras_weights(model, path)
             return
         except ValueError as error:
             raise WeightsMismatchError(
@@ -166,12 +166,19 @@ def load_keras_weights(model, path: str, architecture: Architecture, source_clas
         architecture, include_top=source_classes is not None, classes=source_classes, name=f"{architecture.name}_source"
     )
     try:
-        twin.load_weights(path)
+        _read_keras_weights(twin, path)
     except ValueError as error:
         raise WeightsMismatchError(
             f"Weights {weights_name!r} do not fit a {architecture.name}: {str(error)[:500]}"
         ) from error
     copy_weights_by_name(twin, model, load_head=False, weights_name=weights_name)
+
+
+def _read_keras_weights(model, path: str) -> None:
+    """``model.load_weights(path)``, by layer name when the file records its layout (files this project
+    wrote: the conversion cache, training runs, published weights), which is several times faster."""
+    if not fingerprint.assign_by_layout(model, path):
+        model.load_weights(path)
 
 
 def copy_weights_by_name(source: keras.Model, target: keras.Model, load_head: bool, weights_name: str) -> None:

@@ -201,3 +201,12 @@ def test_a_real_predict_prints_labels_and_no_tensorflow_log_lines(shared, cifar_
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""  # No cuInit / oneDNN / absl lines.
     assert run.stdout.splitlines()[1].split()[1] == "ship"
+
+
+def test_install_metadata_uses_an_spdx_license_and_a_setuptools_that_reads_it():
+    import tomllib
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    # A TOML table here makes setuptools >= 77 print a deprecation warning on every install.
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]
