@@ -14,8 +14,6 @@ import pathlib
 import uuid
 from typing import Optional
 
-import filelock
-
 CACHE_ENV = "KERAS_RESNETS_CACHE"
 ENTRY_FORMAT_VERSION = 1
 LOCK_TIMEOUT_S = 30 * 60  # A slow first download of ResNet-152 (230 MB) must not time out waiters.
@@ -67,8 +65,10 @@ class CacheEntry:
             return None
         return self.weights_path
 
-    def lock(self) -> filelock.FileLock:
-        """An inter-process lock held while this entry is being created."""
+    def lock(self):
+        """An inter-process lock (``filelock.FileLock``) held while this entry is being created."""
+        import filelock  # Here, not at the top: listing weights must stay quick.
+
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         return filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S)
 
