@@ -9,11 +9,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_BUILDERS = [
-    f"{prefix}{depth}"
-    for prefix in ("ResNet", "PlainNet")
-    for depth in (18, 20, 32, 34, 44, 50, 56, 101, 110, 152, 1202)
-]
+from keras_resnets.models.registry import NAMED_MODELS as _NAMED_MODELS  # Plain data, no Keras.
+
+_BUILDERS = [f"{'ResNet' if residual else 'PlainNet'}{depth}" for _, depth, residual in _NAMED_MODELS]
 
 # public name -> module that defines it
 _EXPORTS = {

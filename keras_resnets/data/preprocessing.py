@@ -19,7 +19,7 @@ from keras_resnets.weights.catalog import CATALOG, DEFAULT_TAGS, default_preproc
 from keras_resnets.weights.records import Preprocessing, WeightsRecord
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
+_DATA_DIR = pathlib.Path(__file__).resolve().parent  # imagenet_classes.json sits beside this module.
 
 
 def preprocessing_for(weights="imagenet", model: Optional[str] = None) -> Preprocessing:
