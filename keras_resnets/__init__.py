@@ -1,36 +1,59 @@
-"""keras-resnets: every network of He et al. (2015), residual and plain, as Keras 3 functional models."""
+"""keras-resnets: every network of He et al. (2015), residual and plain, as Keras 3 functional models.
 
-from keras_resnets.models.builder import build_resnet
-from keras_resnets.architecture.layers import ZeroPadShortcut
-from keras_resnets.models.zoo import (
-    PlainNet18,
-    PlainNet20,
-    PlainNet32,
-    PlainNet34,
-    PlainNet44,
-    PlainNet50,
-    PlainNet56,
-    PlainNet101,
-    PlainNet110,
-    PlainNet152,
-    PlainNet1202,
-    ResNet,
-    ResNet18,
-    ResNet20,
-    ResNet32,
-    ResNet34,
-    ResNet44,
-    ResNet50,
-    ResNet56,
-    ResNet101,
-    ResNet110,
-    ResNet152,
-    ResNet1202,
-)
-from keras_resnets.data.preprocessing import decode_predictions, prepare_image, preprocess_input
-from keras_resnets.models.registry import get_model, list_models, model_entry
-from keras_resnets.models.features import FeatureInfo, feature_extractor, feature_info
-from keras_resnets.architecture.specs import ResNetSpec, cifar_spec, imagenet_spec
-from keras_resnets.weights import WeightsRecord, download_weights, get_weights_record, list_weights, push_to_hub
+The public names below are imported on first use (PEP 562 module ``__getattr__``): ``import
+keras_resnets`` and the registries (``list_models``, ``list_weights``) do not import Keras or
+TensorFlow; ``keras_resnets.ResNet50`` imports them when it is first looked up.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+from keras_resnets.models.registry import NAMED_MODELS as _NAMED_MODELS  # Plain data, no Keras.
+
+_BUILDERS = [f"{'ResNet' if residual else 'PlainNet'}{depth}" for _, depth, residual in _NAMED_MODELS]
+
+# public name -> module that defines it
+_EXPORTS = {
+    **{name: "keras_resnets.models.zoo" for name in _BUILDERS + ["ResNet"]},
+    "build_resnet": "keras_resnets.models.builder",
+    "ZeroPadShortcut": "keras_resnets.architecture.layers",
+    "decode_predictions": "keras_resnets.data.preprocessing",
+    "prepare_image": "keras_resnets.data.preprocessing",
+    "preprocess_input": "keras_resnets.data.preprocessing",
+    "get_model": "keras_resnets.models.registry",
+    "list_models": "keras_resnets.models.registry",
+    "model_entry": "keras_resnets.models.registry",
+    "ResNetSpec": "keras_resnets.architecture.specs",
+    "cifar_spec": "keras_resnets.architecture.specs",
+    "imagenet_spec": "keras_resnets.architecture.specs",
+    "WeightsRecord": "keras_resnets.weights",
+    "download_weights": "keras_resnets.weights",
+    "get_weights_record": "keras_resnets.weights",
+    "list_weights": "keras_resnets.weights",
+    "push_to_hub": "keras_resnets.weights",
+    "Architecture": "keras_resnets.architecture.identity",
+    "FeatureInfo": "keras_resnets.models.features",
+    "feature_extractor": "keras_resnets.models.features",
+    "feature_info": "keras_resnets.models.features",
+    "fine_tune": "keras_resnets.tasks.finetune",
+}
+
+_SUBPACKAGES = ("architecture", "weights", "data", "models", "tasks")
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:  # `keras_resnets.weights.X` after a bare `import keras_resnets`.
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # Later lookups skip this function.
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBPACKAGES))

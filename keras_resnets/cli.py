@@ -1,14 +1,20 @@
 """The ``keras-resnets`` command: fine-tune, predict, export, and list models and weights.
 
 Run ``keras-resnets --help`` or ``keras-resnets COMMAND --help`` (also ``python -m keras_resnets.cli``).
-Each command imports the modules it needs when it runs.
+Each command imports the modules it needs when it runs: ``--help``, ``models`` and ``weights`` never
+import Keras or TensorFlow, so they answer in a fraction of a second. TensorFlow's native log lines
+are silenced unless ``--verbose`` is given, and errors are one line on stderr (``--debug`` shows the
+traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 from typing import List, Optional
 
 MODEL_HELP = (
@@ -23,6 +29,46 @@ WEIGHTS_HELP = (
 
 def _weights_argument(value: str):
     return None if value.lower() == "none" else value
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {value!r}")
+    return number
 
 
 def _unfreeze_argument(value: str):
@@ -43,6 +89,32 @@ def _image_size_argument(value: str):
     if len(sizes) not in (1, 2):
         raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH, got {value!r}")
     return sizes if len(sizes) == 2 else (sizes[0], sizes[0])
+
+
+def preflight_weights(model: str, weights) -> None:
+    """Get a registry model's pretrained weights file now, before TensorFlow starts (seconds of work).
+
+    Weights that are unpublished, offline or unreachable then fail at once instead of after the import
+    and the model build; anything that is not a registry name/tag is left to the loader.
+    """
+    from keras_resnets.models.registry import model_entry
+    from keras_resnets.tasks.model_info import resolve_default_weights
+    from keras_resnets.weights import catalog
+    from keras_resnets.weights.cache import CacheEntry
+    from keras_resnets.weights.fetch import fetch_record
+
+    if os.path.exists(model):
+        return
+    try:
+        name = model_entry(model).name
+    except ValueError:
+        return  # The loader names the accepted kinds of --model.
+    weights = resolve_default_weights(name, weights)
+    if not isinstance(weights, str) or not catalog.is_registered_name(weights):
+        return
+    record = catalog.CATALOG.resolve(name, weights)
+    if not record.published or CacheEntry(record).lookup() is None:
+        fetch_record(record)
 
 
 def _load(model: str, weights):
@@ -66,20 +138,37 @@ def _run_models(args) -> int:
     return 0
 
 
+def weights_status(record) -> str:
+    """Where `record`'s weights stand on this machine: cached, downloadable (pinned or not), or not published."""
+    from keras_resnets.weights.cache import CacheEntry
+
+    if not record.published:
+        return "not published: use a local file"
+    if CacheEntry(record).lookup() is not None:
+        return "cached"
+    return "downloadable (pinned)" if record.pinned else "downloadable (unpinned)"
+
+
 def _run_weights(args) -> int:
-    from keras_resnets.weights import DEFAULT_TAGS, list_weights
+    from keras_resnets.weights import DEFAULT_TAGS, cache_root, list_weights
 
     records = list_weights(args.model)
-    print(f"{'weights':<22} {'top-1 (%)':>9}  {'input':>5}  {'license':<12} description")
+    print(f"{'weights':<20} {'top-1 (%)':>9}  {'input':>5}  {'license':<12} {'status':<31} description")
     for record in records:
         top1 = "" if record.metrics.top1 is None else f"{record.metrics.top1:.2f}"
         height, width = record.preprocessing.input_size
         size = str(height) if height == width else f"{height}x{width}"
-        print(f"{record.name:<22} {top1:>9}  {size:>5}  {record.license:<12} "
-              f"{record.description}")
+        print(f"{record.name:<20} {top1:>9}  {size:>5}  {record.license:<12} "
+              f"{weights_status(record):<31} {record.description}")
     aliases = ", ".join(sorted(DEFAULT_TAGS))
     print(f"\nUse --weights with a tag (the part after the dot) or an alias ({aliases}); "
           "'default' picks imagenet or cifar10 by the model's family.")
+    print(f"Cached weights load without network ({cache_root()}). To use weights on a machine without network, run "
+          "`python -c \"import keras_resnets; keras_resnets.download_weights('NAME')\"` where there is network and "
+          "copy the Hugging Face cache folder (HF_HOME, default ~/.cache/huggingface) over.")
+    for record in records:
+        if not record.published:
+            print(f"{record.name}: {record.local_alternative}")
     return 0
 
 
@@ -245,13 +334,29 @@ def _add_model_source_arguments(parser) -> None:
     parser.add_argument("--weights", type=_weights_argument, default="default", help=WEIGHTS_HELP + " (default: default)")
 
 
+def _add_output_options(parser, default) -> None:
+    parser.add_argument("--verbose", action="store_true", default=default,
+                        help="also show TensorFlow's native log lines (device set-up, oneDNN, absl)")
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the Python traceback of an error")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``keras-resnets`` with its sub-commands."""
     parser = argparse.ArgumentParser(
         prog="keras-resnets",
         description="ResNets of He et al. (2015) for Keras 3: fine-tune on your images, predict, export for serving.",
     )
+    _add_output_options(parser, default=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_output_options(common, default=argparse.SUPPRESS)  # Also accepted after the command name.
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = commands.add_parser
+
+    def add_command(*args, **kwargs):
+        return add_parser(*args, parents=[common], **kwargs)
+
+    commands.add_parser = add_command
 
     models = commands.add_parser("models", help="list the registered models", description="List the registered models.")
     models.add_argument("--family", choices=("imagenet", "cifar"), help="only this family")
@@ -277,18 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--weights", type=_weights_argument, default="default", help=WEIGHTS_HELP + " (default: default)")
     tune.add_argument("--output-dir", required=True, help="where to save model.keras and keras_resnets.json")
     tune.add_argument("--validation-dir", help="held-out folder for validation (default: split DATA)")
-    tune.add_argument("--validation-fraction", type=float, default=0.2, help="share of DATA held out (default: 0.2)")
+    tune.add_argument("--validation-fraction", type=_fraction, default=0.2, help="share of DATA held out (default: 0.2)")
     tune.add_argument("--test-dir", help="labelled folder to report held-out accuracy on after training")
     tune.add_argument("--image-size", type=_image_size_argument, help="input SIZE or HEIGHTxWIDTH (default: the model's)")
-    tune.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
-    tune.add_argument("--head-epochs", type=int, default=5, help="epochs with the backbone frozen (default: 5)")
-    tune.add_argument("--fine-tune-epochs", type=int, default=5, help="epochs with top stages unfrozen; 0 skips (default: 5)")
+    tune.add_argument("--batch-size", type=_positive_int, default=32, help="(default: 32)")
+    tune.add_argument("--head-epochs", type=_positive_int, default=5, help="epochs with the backbone frozen (default: 5)")
+    tune.add_argument("--fine-tune-epochs", type=_non_negative_int, default=5, help="epochs with top stages unfrozen; 0 skips (default: 5)")
     tune.add_argument("--unfreeze", type=_unfreeze_argument, default=1, help="top stages to unfreeze in phase 2, or 'all' (default: 1)")
-    tune.add_argument("--learning-rate", type=float, default=1e-2, help="Adam learning rate of phase 1 (default: 0.01)")
-    tune.add_argument("--fine-tune-learning-rate", type=float, help="of phase 2 (default: learning rate / 100)")
+    tune.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="Adam learning rate of phase 1 (default: 0.01)")
+    tune.add_argument("--fine-tune-learning-rate", type=_positive_float, help="of phase 2 (default: learning rate / 100)")
     tune.add_argument("--train-batchnorm", action="store_true", help="also train BatchNorm of unfrozen stages")
     tune.add_argument("--no-augment", action="store_true", help="no random flips/translations")
-    tune.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs; 0 disables (default: 3)")
+    tune.add_argument("--patience", type=_non_negative_int, default=3, help="early-stopping patience in epochs; 0 disables (default: 3)")
     tune.add_argument(
         "--distribution",
         choices=("auto", "none", "mirrored", "multi_worker", "tpu", "jax_data_parallel"),
@@ -307,8 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, GIF or BMP)")
     _add_model_source_arguments(predict)
-    predict.add_argument("--top-k", type=int, default=5, help="(default: 5)")
-    predict.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    predict.add_argument("--top-k", type=_positive_int, default=5, help="(default: 5)")
+    predict.add_argument("--batch-size", type=_positive_int, default=32, help="(default: 32)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.set_defaults(run=_run_predict)
 
@@ -325,21 +430,108 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", help="output folder (saved_model) or .tflite/.onnx file")
     _add_model_source_arguments(export)
     export.add_argument("--format", choices=("saved_model", "tflite", "onnx"), default="saved_model", help="(default: saved_model)")
-    export.add_argument("--top-k", type=int, default=5, help="classes in the top_k outputs (default: 5)")
+    export.add_argument("--top-k", type=_positive_int, default=5, help="classes in the top_k outputs (default: 5)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing export at OUTPUT")
     export.set_defaults(run=_run_export)
     _add_validate_and_benchmark_parsers(commands)
     return parser
 
 
+# Commands that only read the registries: they must not import Keras/TensorFlow.
+LIGHT_COMMANDS = ("models", "weights")
+# Commands that load --model with --weights: their weights are fetched before TensorFlow starts.
+LOADING_COMMANDS = ("predict", "export", "fine-tune")
+# Errors a user can cause and fix (bad argument, file, image, weights, network); anything else is a bug.
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+def silence_native_logs() -> None:
+    """Ask TensorFlow (not imported yet) not to print its C++ INFO/WARNING/ERROR lines; user settings win."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+@contextlib.contextmanager
+def _stderr_held_back():
+    """Hold back what native code writes to file descriptor 2; replay it only if the block fails.
+
+    Some TensorFlow lines (absl's "before InitializeLog" notice, the CUDA stub probe) are written
+    while it is imported, before TF_CPP_MIN_LOG_LEVEL can be consulted.
+    """
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _import_backend_quietly() -> None:
+    if "keras" not in sys.modules:
+        with _stderr_held_back():
+            import keras  # noqa: F401 (imports the backend, TensorFlow by default)
+    if "absl.logging" in sys.modules:
+        sys.modules["absl.logging"].set_verbosity("error")
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].get_logger().setLevel("ERROR")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"keras-resnets: warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``keras-resnets`` console script; returns the exit status."""
+    """Entry point of the ``keras-resnets`` console script; returns the exit status.
+
+    Exit status 0 on success, 2 for a usage or user error (one line on stderr: bad argument, missing
+    or unreadable file or image, weights not available, corrupt or mismatched weights), 1 for an
+    unexpected error, 130 when interrupted. ``--debug`` also prints the traceback.
+    """
+    import traceback
+    import warnings
+
     args = build_parser().parse_args(argv)
+    prefix = f"keras-resnets {args.command}"
+    original_format = warnings.formatwarning
+    if not args.debug:
+        warnings.formatwarning = _one_line_warning
     try:
+        if not args.verbose:
+            silence_native_logs()
+        if args.command in LOADING_COMMANDS:
+            preflight_weights(args.model, args.weights)
+        if not args.verbose and args.command not in LIGHT_COMMANDS:
+            _import_backend_quietly()
         return args.run(args)
-    except (ValueError, ImportError) as error:
-        print(f"keras-resnets {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except Exception as error:  # A bug: still one line, with the way to the traceback.
+        if args.debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {type(error).__name__}: {_one_line(error)} (unexpected; run again with --debug "
+              "for the traceback and please report it)", file=sys.stderr)
+        return 1
+    finally:
+        warnings.formatwarning = original_format
 
 
 if __name__ == "__main__":

@@ -1,22 +1,65 @@
-"""The model registry: every named model of the zoo, looked up by name."""
+"""The model registry: every named model of the zoo, looked up by name.
+
+The registry is pure data (names, specs, the paper's errors), importable without Keras, so that
+``keras-resnets models`` and other listings start in a fraction of a second; an entry's builder is
+imported from :mod:`keras_resnets.models.zoo` only when a model is built.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Callable, Dict, List, Optional
 
+from keras_resnets.architecture import specs as specs_lib
 from keras_resnets.architecture.identity import Architecture
 from keras_resnets.architecture.specs import ResNetSpec
+
+# The paper's top-1 error (%) for each named model. ImageNet: 10-crop validation error (Tables 2-3);
+# CIFAR-10: test error (Table 6). None where the paper gives no number (plain CIFAR nets appear only
+# as curves in Figure 6).
+PAPER_TOP1_ERROR = {
+    ("imagenet", 18, True): (27.88, "Table 2, 10-crop val"),
+    ("imagenet", 34, True): (25.03, "Table 2, 10-crop val (option A)"),
+    ("imagenet", 50, True): (22.85, "Table 3, 10-crop val"),
+    ("imagenet", 101, True): (21.75, "Table 3, 10-crop val"),
+    ("imagenet", 152, True): (21.43, "Table 3, 10-crop val"),
+    ("imagenet", 18, False): (27.94, "Table 2, 10-crop val"),
+    ("imagenet", 34, False): (28.54, "Table 2, 10-crop val"),
+    ("cifar", 20, True): (8.75, "Table 6, test"),
+    ("cifar", 32, True): (7.51, "Table 6, test"),
+    ("cifar", 44, True): (7.17, "Table 6, test"),
+    ("cifar", 56, True): (6.97, "Table 6, test"),
+    ("cifar", 110, True): (6.43, "Table 6, test (best of 5)"),
+    ("cifar", 1202, True): (7.93, "Table 6, test"),
+}
+
+# Every named model of the paper, in listing order: ResNets first, then their plain counterparts.
+NAMED_MODELS = tuple(
+    (family, depth, residual)
+    for residual in (True, False)
+    for family, depths in (("imagenet", tuple(specs_lib.IMAGENET_STAGE_TABLE)), ("cifar", specs_lib.CIFAR_PAPER_DEPTHS))
+    for depth in depths
+)
+
+
+def public_name(architecture: Architecture) -> str:
+    """The builder's name in :mod:`keras_resnets` for a standard architecture: ``ResNet50``, ``PlainNet56``."""
+    return f"{'ResNet' if architecture.residual else 'PlainNet'}{architecture.depth}"
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """One registered model: its builder function, its architecture and the paper's error for it."""
+    """One registered model: its architecture, the paper's error for it and (on demand) its builder."""
 
-    builder: Callable
     architecture: Architecture
     paper_top1_error: Optional[float] = None
     paper_error_source: Optional[str] = None
+
+    @property
+    def builder(self) -> Callable:
+        """The public builder (``keras_resnets.ResNet50``...); importing it imports Keras."""
+        return getattr(importlib.import_module("keras_resnets.models.zoo"), public_name(self.architecture))
 
     @property
     def name(self) -> str:
@@ -73,6 +116,14 @@ class ModelRegistry:
 
 
 MODELS = ModelRegistry()
+for _family, _depth, _residual in NAMED_MODELS:
+    _architecture = Architecture(specs_lib.spec_for(_family, _depth), _residual)
+    _error, _source = PAPER_TOP1_ERROR.get((_family, _depth, _residual), (None, None))
+    _public = public_name(_architecture)
+    MODELS.register(
+        ModelEntry(_architecture, _error, _source),
+        aliases=(_public,) if _public.lower() != _architecture.name else (),
+    )
 
 
 def list_models(family: Optional[str] = None, residual: Optional[bool] = None) -> List[str]:

@@ -2,7 +2,7 @@
 
 Each public builder (``ResNet50``, ``PlainNet56``, ...) is a thin call of
 :func:`keras_resnets.models.builder.build_resnet` with a spec from the table in :mod:`keras_resnets.architecture.specs`,
-registered under a lowercase name (``resnet50``, ``plain56``).
+registered (in :mod:`keras_resnets.models.registry`) under a lowercase name (``resnet50``, ``plain56``).
 """
 
 from __future__ import annotations
@@ -10,26 +10,7 @@ from __future__ import annotations
 from keras_resnets.architecture import specs
 from keras_resnets.architecture.identity import Architecture
 from keras_resnets.models.builder import build_resnet
-from keras_resnets.models.registry import MODELS, ModelEntry
-
-# The paper's top-1 error (%) for each named model. ImageNet: 10-crop validation error (Tables 2-3);
-# CIFAR-10: test error (Table 6). None where the paper gives no number (plain CIFAR nets appear only
-# as curves in Figure 6).
-PAPER_TOP1_ERROR = {
-    ("imagenet", 18, True): (27.88, "Table 2, 10-crop val"),
-    ("imagenet", 34, True): (25.03, "Table 2, 10-crop val (option A)"),
-    ("imagenet", 50, True): (22.85, "Table 3, 10-crop val"),
-    ("imagenet", 101, True): (21.75, "Table 3, 10-crop val"),
-    ("imagenet", 152, True): (21.43, "Table 3, 10-crop val"),
-    ("imagenet", 18, False): (27.94, "Table 2, 10-crop val"),
-    ("imagenet", 34, False): (28.54, "Table 2, 10-crop val"),
-    ("cifar", 20, True): (8.75, "Table 6, test"),
-    ("cifar", 32, True): (7.51, "Table 6, test"),
-    ("cifar", 44, True): (7.17, "Table 6, test"),
-    ("cifar", 56, True): (6.97, "Table 6, test"),
-    ("cifar", 110, True): (6.43, "Table 6, test (best of 5)"),
-    ("cifar", 1202, True): (7.93, "Table 6, test"),
-}
+from keras_resnets.models.registry import PAPER_TOP1_ERROR, public_name  # noqa: F401 (re-exported)
 
 _DOC_TEMPLATE = """Build {title}: {description}
 
@@ -58,7 +39,7 @@ def _make_builder(family: str, depth: int, residual: bool):
     architecture = Architecture(specs.spec_for(family, depth), residual)
     spec = architecture.spec
     registry_name = architecture.name
-    public_name = f"{'ResNet' if residual else 'PlainNet'}{depth}"
+    builder_name = public_name(architecture)
 
     def builder(
         include_top=True,
@@ -87,18 +68,13 @@ def _make_builder(family: str, depth: int, residual: bool):
 
     kind = "residual network" if residual else "plain network (the paper's baseline: no shortcuts)"
     blocks = "+".join(str(n) for n in spec.stage_blocks)
-    builder.__name__ = builder.__qualname__ = public_name
+    builder.__name__ = builder.__qualname__ = builder_name
     builder.__doc__ = _DOC_TEMPLATE.format(
-        title=public_name,
+        title=builder_name,
         description=f"the {depth}-layer {family} {kind}, {spec.block} blocks {blocks}.",
         input_shape=spec.default_input_shape,
         classes=spec.default_classes,
         name=registry_name,
-    )
-    error, source = PAPER_TOP1_ERROR.get((family, depth, residual), (None, None))
-    MODELS.register(
-        ModelEntry(builder, architecture, error, source),
-        aliases=(public_name,) if public_name.lower() != registry_name else (),
     )
     return builder
 

@@ -13,6 +13,7 @@ import os
 from typing import List, Optional, Sequence
 
 from keras_resnets.data import preprocessing as preprocessing_lib
+from keras_resnets.models.registry import get_model, model_entry
 from keras_resnets.weights.catalog import get_weights_record, is_registered_name
 from keras_resnets.weights.records import Preprocessing
 
@@ -34,13 +35,40 @@ def classifier_preprocessing(model_name: Optional[str], weights, input_size: Seq
 
 
 def class_names_for(model_name: Optional[str], weights, num_classes: int) -> List[str]:
-    """Class names of a registered weights tag (ImageNet-1k, CIFAR-10) when they fit the model's
-    outputs; otherwise the output indices as strings ("0", "1", ...)."""
-    if model_name is not None and isinstance(weights, str) and is_registered_name(weights):
-        names = preprocessing_lib.class_names(get_weights_record(weights, model_name).class_names)
-        if len(names) == num_classes:
-            return names
+    """Class names of the weights when they fit the model's outputs, else the output indices ("0", "1", ...).
+
+    Where the names come from, first match wins: a registered weights tag (its record: ImageNet-1k,
+    CIFAR-10); the ``config.json`` beside a weights file (written by ``python -m weights.publish``);
+    for any other pretrained weights of a registry model, its family's data set (CIFAR-10 for a
+    10-class CIFAR net, ImageNet-1k for a 1000-class ImageNet net, in the standard label order).
+    """
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    candidates = []
+    if model_name is not None and isinstance(weights, str):
+        if is_registered_name(weights):
+            candidates.append(get_weights_record(weights, model_name).class_names)
+        else:
+            candidates.append(_class_names_beside(weights))
+            candidates.append({"cifar": "cifar-10", "imagenet": "imagenet-1k"}[model_entry(model_name).spec.family])
+    for source in candidates:
+        names = preprocessing_lib.class_names(source) if isinstance(source, str) else source
+        if names is not None and len(names) == num_classes:
+            return list(names)
     return [str(i) for i in range(num_classes)]
+
+
+def _class_names_beside(weights_path: str):
+    """``class_names`` of the ``config.json`` next to a published weights file (a source name or a list), or None."""
+    config_path = os.path.join(os.path.dirname(os.path.abspath(weights_path)), "config.json")
+    try:
+        with open(config_path) as handle:
+            names = json.load(handle).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None  # No usable metadata: the family default applies.
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names
+    return names if names in ("imagenet-1k", "cifar-10") else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +161,6 @@ def is_saved_classifier(path) -> bool:
 
 def resolve_default_weights(model_name: str, weights):
     """Map ``weights="default"`` to the standard pretrained tag of the model's family; others pass through."""
-    from keras_resnets.models.registry import model_entry
-
     if isinstance(weights, str) and weights == "default":
         return DEFAULT_WEIGHTS[model_entry(model_name).spec.family]
     return weights
@@ -195,8 +221,6 @@ def load_classifier(source, weights=None):
         ValueError: `source` is neither an existing model file/directory nor a registered name.
     """
     import keras
-
-    from keras_resnets.models.registry import get_model, model_entry
 
     path = os.fspath(source)
     if os.path.isdir(path):

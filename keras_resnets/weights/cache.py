@@ -14,10 +14,6 @@ import pathlib
 import uuid
 from typing import Optional
 
-import filelock
-
-from keras_resnets.weights import fingerprint
-
 CACHE_ENV = "KERAS_RESNETS_CACHE"
 ENTRY_FORMAT_VERSION = 1
 LOCK_TIMEOUT_S = 30 * 60  # A slow first download of ResNet-152 (230 MB) must not time out waiters.
@@ -69,13 +65,17 @@ class CacheEntry:
             return None
         return self.weights_path
 
-    def lock(self) -> filelock.FileLock:
-        """An inter-process lock held while this entry is being created."""
+    def lock(self):
+        """An inter-process lock (``filelock.FileLock``) held while this entry is being created."""
+        import filelock  # Here, not at the top: listing weights must stay quick.
+
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         return filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S)
 
     def write(self, model, source_sha256: str, extra: Optional[dict] = None) -> pathlib.Path:
         """Save `model`'s weights as this entry (atomically: temp file, then rename; metadata last)."""
+        from keras_resnets.weights import fingerprint  # Imports Keras; listing the cache must not.
+
         self.weights_path.parent.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:8]
         temporary_weights = self.weights_path.with_name(f".{self.record.name}.{token}.weights.h5")

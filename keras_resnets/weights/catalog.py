@@ -172,10 +172,16 @@ def _cifar_records() -> List[WeightsRecord]:
             filename="model.weights.h5",
             sha256=None,
             pin_note=(
-                "Not published on the Hub yet. Publish with `python -m weights.publish cifar10 "
-                f"--model resnet{depth} --source {th_name.replace('.th', '.npz')} --repo-id OWNER/resnet{depth}.cifar10` "
-                "(converts, checks logits against the source, uploads), then fill repo_id/revision/sha256 here. "
-                f"Meanwhile load the checkpoint directly: weights='/path/to/resnet{depth}.npz' (or the .th file)."
+                "Not published on the Hub yet. Maintainers publish it with `python -m weights.publish "
+                f"--model resnet{depth} --tag cifar10 --source /path/to/resnet{depth}.npz --out out/resnet{depth}.cifar10 "
+                f"--repo-id OWNER/resnet{depth}.cifar10` (converts, checks the reload, uploads; add --check-images "
+                "and --check-logits to compare with the PyTorch logits), then fill repo_id/revision/sha256 here."
+            ),
+            local_alternative=(
+                f"Load the checkpoint from a file instead: weights='/path/to/resnet{depth}.npz' (the state dict as "
+                f"numpy arrays) or the original {th_name} (needs torch) from "
+                "github.com/akamaster/pytorch_resnet_cifar10 (pretrained_models/); on the command line: "
+                f"--model resnet{depth} --weights /path/to/{th_name}."
             ),
             file_format="keras-weights-h5",
             classes=10,

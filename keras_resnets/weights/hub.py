@@ -4,17 +4,33 @@ Files are fetched with ``huggingface_hub.hf_hub_download`` (its cache, its ``HF_
 ``HF_HUB_OFFLINE``/``HF_HUB_CACHE`` settings) at a pinned revision where one is known, then their
 sha256 is compared with the pinned value, or with the sha256 the Hub reported for the file (the
 ETag of an LFS file, which names the cached blob). A file that does not match is never loaded.
+
+Downloads cannot hang: each file has a total deadline (``timeout`` argument, else
+``$KERAS_RESNETS_DOWNLOAD_TIMEOUT`` seconds, default :data:`DEFAULT_DOWNLOAD_TIMEOUT_S`), and before
+asking huggingface_hub (which retries a failing connection for minutes) for a file it does not have
+locally, a TCP connection to the Hub endpoint is tried with a short timeout, so an unreachable Hub fails
+in seconds with what to do instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import re
+import socket
+import threading
+import time
+import urllib.parse
 from typing import NamedTuple, Optional
 
 DEFAULT_REVISION = "main"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+TIMEOUT_ENV = "KERAS_RESNETS_DOWNLOAD_TIMEOUT"
+# Generous enough for ResNet-152 (230 MB) on a slow link; a stalled transfer is caught by the deadline.
+DEFAULT_DOWNLOAD_TIMEOUT_S = 900.0
+PROBE_TIMEOUT_S = 3.0
 
 
 class WeightsIntegrityError(ValueError):
@@ -23,6 +39,10 @@ class WeightsIntegrityError(ValueError):
 
 class WeightsNotAvailableError(OSError):
     """Weights cannot be obtained: offline without a cached copy, or not found on the Hub."""
+
+
+class DownloadTimeoutError(WeightsNotAvailableError):
+    """A download did not finish within its deadline; nothing was loaded."""
 
 
 class DownloadedFile(NamedTuple):
@@ -61,6 +81,105 @@ def _fetch_command(repo_id, filename, revision):
     )
 
 
+def download_timeout(timeout=None) -> float:
+    """The total deadline in seconds for one file: `timeout`, else ``$KERAS_RESNETS_DOWNLOAD_TIMEOUT``, else 900.
+
+    Raises:
+        ValueError: naming the argument or the variable, if the value is not a positive number.
+    """
+    source, value = "timeout", timeout
+    if value is None:
+        source, value = TIMEOUT_ENV, os.environ.get(TIMEOUT_ENV)
+        if value in (None, ""):
+            return DEFAULT_DOWNLOAD_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"`{source}` must be a positive number of seconds. Received: {source}={value!r}")
+    return seconds
+
+
+def endpoint_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> Optional[str]:
+    """None if a TCP connection to `endpoint` (a URL) opens within `timeout` seconds, else why not.
+
+    Runs in a helper thread, so a hanging name lookup cannot outlast `timeout` either.
+    """
+    parsed = urllib.parse.urlsplit(endpoint)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    outcome = []
+
+    def connect():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(f"{type(error).__name__}: {error}")
+
+    worker = threading.Thread(target=connect, name="keras-resnets-hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    if not outcome:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    return outcome[0]
+
+
+def _deadline_tqdm(deadline: float, cancelled: threading.Event):
+    """A huggingface_hub progress-bar class that aborts the transfer once cancelled or past `deadline`."""
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class DeadlineProgress(hub_tqdm):
+        def update(self, n=1):
+            if cancelled.is_set() or time.monotonic() > deadline:
+                raise DownloadTimeoutError("download cancelled: past its deadline")
+            return super().update(n)
+
+    return DeadlineProgress
+
+
+def _hf_hub_download_before(deadline: float, seconds: float, **kwargs) -> str:
+    """``hf_hub_download(**kwargs)`` in a helper thread, abandoned (and told to stop) at `deadline`.
+
+    huggingface_hub's own timeouts bound single reads, not a whole transfer: a server that trickles
+    bytes, or accepts a connection and never answers, would otherwise hold the caller for minutes.
+    """
+    import huggingface_hub
+
+    cancelled = threading.Event()
+    if "tqdm_class" in inspect.signature(huggingface_hub.hf_hub_download).parameters:
+        kwargs["tqdm_class"] = _deadline_tqdm(deadline, cancelled)
+    outcome = {}
+
+    def download():
+        try:
+            outcome["path"] = huggingface_hub.hf_hub_download(**kwargs)
+        except BaseException as error:  # Re-raised in the caller's thread.
+            outcome["error"] = error
+
+    worker = threading.Thread(target=download, name="keras-resnets-download", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        cancelled.set()
+        raise DownloadTimeoutError(f"it did not finish within its {seconds:g} s deadline")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["path"]
+
+
+def _local_copy(repo_id: str, filename: str, revision: str) -> Optional[str]:
+    """The file from huggingface_hub's cache without any request, or None."""
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    try:
+        return huggingface_hub.hf_hub_download(repo_id, filename, revision=revision, local_files_only=True)
+    except (errors.LocalEntryNotFoundError, errors.EntryNotFoundError, OSError):
+        return None
+
+
 def download_verified(
     repo_id: str,
     filename: str,
@@ -70,6 +189,8 @@ def download_verified(
     require_sha256: bool = True,
     force_download: bool = False,
     description: str = "weights",
+    timeout: Optional[float] = None,
+    hint: Optional[str] = None,
 ) -> DownloadedFile:
     """Download `filename` of `repo_id` at `revision` (default "main") and verify its sha256.
 
@@ -81,20 +202,47 @@ def download_verified(
         require_sha256: raise if no expected sha256 is known at all (non-LFS file and no pin).
         force_download: download again even if the file is cached.
         description: what the file is, for error messages.
+        timeout: total deadline in seconds (default: ``$KERAS_RESNETS_DOWNLOAD_TIMEOUT``, else 900).
+        hint: what the user can do when the file cannot be downloaded (default: the huggingface_hub
+            command that fetches it).
 
     Raises:
-        WeightsNotAvailableError: offline with nothing cached, or the repository/revision/file does not exist.
+        WeightsNotAvailableError: offline or Hub unreachable with nothing cached, past the deadline
+            (:class:`DownloadTimeoutError`), or the repository/revision/file does not exist.
         WeightsIntegrityError: the file's sha256 differs from the expected one, or the download was incomplete.
+        ValueError: `timeout` is not a positive number.
     """
-    import huggingface_hub
     from huggingface_hub import constants, errors
 
+    seconds = download_timeout(timeout)
+    deadline = time.monotonic() + seconds
     revision = revision or DEFAULT_REVISION
     url = f"{constants.ENDPOINT}/{repo_id}/blob/{revision}/{filename}"
+    hint = hint or f"When the Hub is reachable, run: {_fetch_command(repo_id, filename, revision)}"
+    path = None
+    if not force_download and _COMMIT.match(revision):
+        path = _local_copy(repo_id, filename, revision)  # Pinned and cached: no network at all.
+    if path is None and not constants.is_offline_mode():
+        problem = endpoint_reachable(constants.ENDPOINT, min(PROBE_TIMEOUT_S, seconds))
+        if problem is not None:
+            path = None if force_download else _local_copy(repo_id, filename, revision)
+            if path is None:
+                raise WeightsNotAvailableError(
+                    f"Cannot download {description}: the Hugging Face Hub ({constants.ENDPOINT}) is unreachable "
+                    f"({problem}) and no cached copy exists. {hint}"
+                )
     try:
-        path = huggingface_hub.hf_hub_download(
-            repo_id, filename, revision=revision, force_download=force_download
-        )
+        if path is None:
+            path = _hf_hub_download_before(
+                deadline, seconds, repo_id=repo_id, filename=filename, revision=revision,
+                force_download=force_download,
+                etag_timeout=max(0.1, min(constants.HF_HUB_ETAG_TIMEOUT, deadline - time.monotonic())),
+            )
+    except DownloadTimeoutError as error:
+        raise DownloadTimeoutError(
+            f"Cannot download {description} from {url}: {error} (set by the `timeout` argument or "
+            f"{TIMEOUT_ENV}). Nothing was loaded. {hint}"
+        ) from None
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.RemoteEntryNotFoundError) as error:
         raise WeightsNotAvailableError(
             f"Cannot download {description}: {url} was not found on the Hub (HTTP "
@@ -105,13 +253,10 @@ def download_verified(
         if constants.is_offline_mode():
             raise WeightsNotAvailableError(
                 f"Cannot load {description}: the Hugging Face Hub is offline (HF_HUB_OFFLINE=1) and "
-                f"{repo_id}/{filename} @ {revision} is not in the local cache ({constants.HF_HUB_CACHE}). "
-                f"Download it once with network access: {_fetch_command(repo_id, filename, revision)}, "
-                "or copy a populated cache folder to this machine and point HF_HUB_CACHE at it."
+                f"{repo_id}/{filename} @ {revision} is not in the local cache ({constants.HF_HUB_CACHE}). {hint}"
             ) from error
         raise WeightsNotAvailableError(
-            f"Cannot download {description} from {url} and no cached copy exists: {error}. "
-            f"When the Hub is reachable, run: {_fetch_command(repo_id, filename, revision)}"
+            f"Cannot download {description} from {url} and no cached copy exists: {error}. {hint}"
         ) from error
     except OSError as error:
         if "Consistency check failed" in str(error):

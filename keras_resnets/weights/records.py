@@ -226,7 +226,8 @@ class WeightsRecord:
         revision: full 40-hex commit of `repo_id` the file is pinned to, or None (see `pin_note`).
         filename: file inside the repository.
         sha256: sha256 of that file, or None (see `pin_note`).
-        pin_note: why `revision`/`sha256` are missing and how the file is verified meanwhile.
+        pin_note: for maintainers: why `revision`/`sha256` are missing and how the file is verified
+            meanwhile, or how to publish it (never shown in user-facing errors).
         file_format: "timm-safetensors" (torchvision/timm state dict), "torch-npz" (torch state dict
             as numpy arrays) or "keras-weights-h5" (Keras-native weights).
         classes: number of classifier outputs.
@@ -236,6 +237,8 @@ class WeightsRecord:
         license: license of the weights (SPDX identifier).
         provenance: where the weights were trained and published, and how they got here.
         description: one line for tables.
+        local_alternative: for users, where `repo_id` is None: how to load the same weights from a local
+            file instead (shown in errors and listings).
     """
 
     model: str
@@ -253,6 +256,7 @@ class WeightsRecord:
     provenance: str
     pin_note: str = ""
     description: str = ""
+    local_alternative: str = ""
 
     def __post_init__(self):
         if self.file_format not in FILE_FORMATS:
@@ -263,6 +267,8 @@ class WeightsRecord:
             raise ValueError(f"`revision` must be a full 40-hex commit id or None. Received: {self.revision!r}")
         if self.sha256 is not None and not _is_hex(self.sha256, 64):
             raise ValueError(f"`sha256` must be 64 hex digits or None. Received: {self.sha256!r}")
+        if self.repo_id is None and not self.local_alternative:
+            raise ValueError(f"Record {self.name} is not published; `local_alternative` must say how to load it.")
         if (self.revision is None or self.sha256 is None) and not self.pin_note:
             raise ValueError(f"Record {self.name} lacks a revision or sha256 pin; `pin_note` must say why.")
 

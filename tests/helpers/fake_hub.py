@@ -7,7 +7,8 @@ EntryNotFound). Upload side (what ``HfApi.create_repo`` + ``upload_folder`` call
 ``POST /api/repos/create``, ``/api/validate-yaml``, ``/api/models/{repo}/preupload/{rev}`` (answers
 "regular" upload mode) and ``/api/models/{repo}/commit/{rev}`` (ndjson with base64 file contents).
 Every request is logged, so tests can count them. Faults can be injected per file: tampered bytes
-(served content differs from the advertised sha256) and truncated bodies.
+(served content differs from the advertised sha256), truncated bodies, a trickle (the body sent a few
+bytes at a time, slowly) and silence (the request is accepted and never answered).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class FakeHub:
         self.requests: List[Tuple[str, str]] = []
         self.tampered: Dict[Tuple[str, str], bytes] = {}
         self.truncated: Dict[Tuple[str, str], int] = {}
+        self.trickled: Dict[Tuple[str, str], float] = {}
+        self.silent = False
+        self.released = threading.Event()
         self.lock = threading.Lock()
         self.server: Optional[http.server.ThreadingHTTPServer] = None
 
@@ -58,6 +62,14 @@ class FakeHub:
     def truncate(self, repo_id: str, filename: str, keep_bytes: int) -> None:
         """GET returns only the first `keep_bytes` bytes (HEAD still reports the full size)."""
         self.truncated[(repo_id, filename)] = keep_bytes
+
+    def trickle(self, repo_id: str, filename: str, seconds_per_chunk: float) -> None:
+        """GET sends the body 16 bytes at a time, waiting `seconds_per_chunk` before each chunk."""
+        self.trickled[(repo_id, filename)] = seconds_per_chunk
+
+    def go_silent(self) -> None:
+        """Accept every later request and never answer it (until the server stops)."""
+        self.silent = True
 
     def count(self, method: Optional[str] = None) -> int:
         """File requests (``/resolve/``) received so far, of one method or all.
@@ -87,6 +99,7 @@ class FakeHub:
 
     def stop(self) -> None:
         """Shut the server down."""
+        self.released.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -116,6 +129,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _resolve(self, head_only: bool):
         state = self.state
         state.requests.append((self.command, self.path))
+        if state.silent:
+            state.released.wait()
+            return
         match = _RESOLVE.match(self.path.split("?")[0])
         if match is None:
             return self._json(404, {"error": "unknown route"})
@@ -142,7 +158,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         keep = state.truncated.get((repo_id, filename))
         if keep is not None:
             served = served[:keep]
-        self._send(200, dict(headers, **{"Content-Length": str(len(served))}), served)
+        delay = state.trickled.get((repo_id, filename))
+        if delay is None:
+            return self._send(200, dict(headers, **{"Content-Length": str(len(served))}), served)
+        self._send(200, dict(headers, **{"Content-Length": str(len(served))}), b"", head_only=True)
+        for start in range(0, len(served), 16):
+            if state.released.wait(delay):
+                return
+            try:
+                self.wfile.write(served[start:start + 16])
+                self.wfile.flush()
+            except OSError:  # The client gave up.
+                return
 
     def do_HEAD(self):  # noqa: N802 (http.server naming)
         self._resolve(head_only=True)

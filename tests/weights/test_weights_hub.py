@@ -105,7 +105,7 @@ def test_offline_loads_from_cache_and_explains_an_empty_cache(
     with pytest.raises(WeightsNotAvailableError) as error:
         keras_resnets.ResNet18(weights="imagenet")
     message = str(error.value)
-    for expected in ("HF_HUB_OFFLINE=1", record.repo_id, "model.safetensors", record.revision, "hf_hub_download("):
+    for expected in ("HF_HUB_OFFLINE=1", record.repo_id, "model.safetensors", record.revision, "download_weights("):
         assert expected in message
 
 
