@@ -7,6 +7,7 @@ Public entry points (re-exported by :mod:`keras_resnets`): :func:`list_weights`,
 
 from keras_resnets.weights.cache import cache_root
 from keras_resnets.weights.catalog import DEFAULT_TAGS, get_weights_record, list_weights
+from keras_resnets.weights.errors import WeightsFileError
 from keras_resnets.weights.hub import WeightsIntegrityError, WeightsNotAvailableError
 from keras_resnets.weights.loader import load_weights
 from keras_resnets.weights.publishing import push_to_hub, write_model_folder
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_TAGS",
     "Metrics",
     "Preprocessing",
+    "WeightsFileError",
     "WeightsIntegrityError",
     "WeightsMismatchError",
     "WeightsNotAvailableError",
