@@ -354,9 +354,15 @@ def load_weights_file(model: keras.Model, path: str, architecture: Architecture,
         head_name = checkpoints.head_name_of(state_dict)
         head_shape = torch_layout.classifier_shape(state_dict, head_name)
         load_head = torch_layout.should_load_head(model, None if head_shape is None else head_shape[0], name)
-        values = torch_layout.keras_values_from_state_dict(
-            model, state_dict, load_head=load_head, head_name=head_name
-        )
+        try:
+            values = torch_layout.keras_values_from_state_dict(
+                model, state_dict, load_head=load_head, head_name=head_name
+            )
+        except WeightsMismatchError as error:
+            if checkpoint.architecture is None:
+                raise
+            # The file records this very architecture, so missing or extra tensors mean a damaged file.
+            raise file_error(path, f"the tensors of the {checkpoint.architecture.name} it records", error) from error
         torch_layout.assign_values(model, values)
     else:
         raise WeightsFileError(
