@@ -302,3 +302,63 @@ def test_keras_files_load_in_safe_mode(tmp_path):
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(WeightsFileError, match=r"lambda\.keras.*(safe_mode|Lambda)"):
         keras_resnets.ResNet20(weights=path)
+
+
+# ------------------------------------------------------------------------------------------------
+# The converted cache and hf:// repositories
+
+
+def _weights_bytes(model, folder, name):
+    path = str(folder / name)
+    fingerprint.save_weights(model, path)
+    return open(path, "rb").read()
+
+
+def test_an_altered_or_swapped_cache_entry_is_never_used(hub, monkeypatch, tmp_path):
+    import dataclasses
+
+    from keras_resnets.weights import cache_root, catalog
+    from helpers.fake_hub import serve_weights
+
+    source = keras_resnets.ResNet20(classifier_activation=None)
+    template = dataclasses.replace(catalog.CATALOG.get("resnet20.cifar10"), repo_id="someone/resnet20.cifar10")
+    record = serve_weights(hub, template, _weights_bytes(source, tmp_path, "source.weights.h5"))
+    monkeypatch.setitem(catalog.CATALOG._records, record.name, record)
+    np.testing.assert_array_equal(_conv1(keras_resnets.ResNet20(weights="cifar10")), _conv1(source))
+    cached = next((cache_root() / "converted").rglob("resnet20.cifar10.weights.h5"))
+
+    other = keras_resnets.ResNet20()  # A valid file of the right architecture, with its own content hash.
+    for replacement in (_weights_bytes(other, tmp_path, "other.weights.h5"), b"garbage", b""):
+        cached.write_bytes(replacement)
+        loaded = keras_resnets.ResNet20(weights="cifar10")
+        np.testing.assert_array_equal(_conv1(loaded), _conv1(source))  # Re-created from the verified download.
+        assert cached.read_bytes() != replacement
+
+
+def test_hub_repo_whose_weights_disagree_with_its_config_is_refused(hub, tmp_path):
+    model = keras_resnets.ResNet20(classes=7)
+    reference = keras_resnets.push_to_hub(model, "someone/inconsistent", token="hf_fake")
+    config = json.loads(hub.repos["someone/inconsistent"]["commits"][reference.split("@")[1]]["config.json"])
+
+    as_plain = dict(config, model="plain20", architecture=dict(config["architecture"], residual=False, shortcut=None))
+    hub.commit("someone/inconsistent", {"config.json": json.dumps(as_plain).encode()})
+    with pytest.raises(WeightsMismatchError, match="made for resnet20 and do not fit this plain20.*inconsistent"):
+        keras_resnets.PlainNet20(classes=7, weights="hf://someone/inconsistent")
+
+    hub.commit("someone/inconsistent", {"config.json": json.dumps(dict(config, classes=10)).encode()})
+    with pytest.raises(WeightsMismatchError, match="7-class classifier but config.json says classes=10"):
+        keras_resnets.ResNet20(weights="hf://someone/inconsistent")
+
+    no_record = str(tmp_path / "bare.weights.h5")
+    model.save_weights(no_record)
+    content = open(no_record, "rb").read()
+    import hashlib
+
+    hub.commit("someone/inconsistent", {"model.weights.h5": content, "config.json": json.dumps(
+        dict(config, weights_sha256=hashlib.sha256(content).hexdigest())).encode()})
+    with pytest.raises(WeightsMismatchError, match="records no architecture"):
+        keras_resnets.ResNet20(classes=7, weights="hf://someone/inconsistent")
+
+    hub.commit("someone/inconsistent", {"config.json": b"{not json"})
+    with pytest.raises(WeightsFileError, match="config.json"):
+        keras_resnets.ResNet20(classes=7, weights="hf://someone/inconsistent")
