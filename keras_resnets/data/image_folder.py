@@ -233,7 +233,9 @@ def drop_unusable_images(folder: ImageFolder, max_pixels: Optional[int] = None) 
     if problems:
         preview = "\n  ".join(problems[:10]) + ("\n  ..." if len(problems) > 10 else "")
         warnings.warn(f"Skipped {len(problems)} unusable image(s) under {folder.root!r}:\n  {preview}", stacklevel=2)
-        return dataclasses.replace(folder.subset(keep), skipped=folder.skipped + [folder.paths[i] for i in range(len(folder)) if i not in set(keep)])
+        kept = set(keep)
+        dropped = [path for index, path in enumerate(folder.paths) if index not in kept]
+        return dataclasses.replace(folder.subset(keep), skipped=folder.skipped + dropped)
     return folder
 
 

@@ -41,7 +41,8 @@ import keras
 import tensorflow as tf
 
 from keras_resnets import outputs
-from keras_resnets.data.image_folder import MAX_IMAGE_PIXELS_ENV, decode_image, max_image_pixels
+from keras_resnets.data.image_folder import MAX_IMAGE_PIXELS_ENV, decode_image
+from keras_resnets.data.image_folder import max_image_pixels as resolve_max_image_pixels
 from keras_resnets.tasks.model_info import INFO_FILE_NAME, ModelInfo, reject_builtin_preprocessing
 from keras_resnets.data.transforms import model_inputs, normalization_constants
 
@@ -85,7 +86,7 @@ def export_saved_model(model, info: ModelInfo, path, *, top_k: int = DEFAULT_TOP
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}")
     _check_classes(model, info)
-    limit = max_image_pixels(max_image_pixels)
+    limit = resolve_max_image_pixels(max_image_pixels)
     path = outputs.check_destination(os.fspath(path), overwrite=overwrite, kind="SavedModel export")
 
     preprocessing = info.preprocessing
