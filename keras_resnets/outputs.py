@@ -19,7 +19,6 @@ Standard library only, so every layer of the package may use it.
 from __future__ import annotations
 
 import contextlib
-import errno as errno_lib
 import json
 import os
 import shutil
@@ -29,7 +28,11 @@ from typing import Iterator
 MARKER_NAME = ".keras_resnets_output"
 
 
-class OutputExistsError(FileExistsError):
+class OutputPathError(ValueError):
+    """An output destination cannot be used (exists, foreign, unwritable); nothing was changed."""
+
+
+class OutputExistsError(OutputPathError):
     """The destination exists and may not (or cannot safely) be replaced; nothing was changed."""
 
 
@@ -69,8 +72,8 @@ def check_destination(path, *, overwrite: bool, kind: str, is_directory: bool = 
     Raises:
         OutputExistsError: `path` exists (a non-empty folder or a file) and `overwrite` is False, or it
             was not written by this library, or it is a file where a folder is expected (or vice versa).
-        NotADirectoryError / PermissionError: the destination cannot be created (a path under a
-            regular file, or a folder without write permission).
+        OutputPathError: the destination cannot be created (a path under a regular file, or a folder
+            without write permission).
     """
     path = os.path.abspath(os.fspath(path))
     if os.path.lexists(path):
@@ -95,14 +98,12 @@ def check_destination(path, *, overwrite: bool, kind: str, is_directory: bool = 
                 )
     existing = _nearest_existing(os.path.dirname(path))
     if not os.path.isdir(existing):
-        raise NotADirectoryError(
-            errno_lib.ENOTDIR,
-            f"Cannot write the {kind} to {path!r}: {existing!r} is a file, not a folder",
-            path,
+        raise OutputPathError(
+            f"Cannot write the {kind} to {path!r}: {existing!r} is a file, not a folder. Nothing was written."
         )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(
-            errno_lib.EACCES, f"Cannot write the {kind} to {path!r}: folder {existing!r} is not writable", path
+        raise OutputPathError(
+            f"Cannot write the {kind} to {path!r}: folder {existing!r} is not writable. Nothing was written."
         )
     return path
 
