@@ -111,7 +111,10 @@ def check_image_file(source, name: Optional[str] = None, max_pixels: Optional[in
     except ImageFileError:
         raise
     except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"Image {name} was refused before decoding: {error}") from None
+        # PIL's own guard (2 * Image.MAX_IMAGE_PIXELS) fired while reading the header, before ours could.
+        raise ImageTooLargeError(
+            f"Image {name} was refused before decoding: it has more pixels than the limit of {limit:,} ({error})"
+        ) from None
     except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, struct.error...
         raise ImageFileError(
             f"Cannot read image {name}: {str(error) or type(error).__name__}. A JPEG, PNG, GIF or BMP file expected."
