@@ -117,7 +117,7 @@ def check_image_file(source, name: Optional[str] = None, max_pixels: Optional[in
         ) from None
     except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, struct.error...
         raise ImageFileError(
-            f"Cannot read image {name}: {str(error) or type(error).__name__}. A JPEG, PNG, GIF or BMP file expected."
+            f"Cannot decode image {name}: {str(error) or type(error).__name__}. A JPEG, PNG, GIF or BMP file expected."
         ) from None
     return height, width
 
