@@ -194,6 +194,7 @@ def _run_fine_tune(args) -> int:
         early_stopping_patience=args.patience or None,
         distribution=_distribution(args.distribution),
         output_dir=args.output_dir,
+        overwrite=args.overwrite,
         seed=args.seed,
         verbose=verbose,
     )
@@ -381,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--model", default="resnet50", help="registry model name (default: resnet50)")
     tune.add_argument("--weights", type=_weights_argument, default="default", help=WEIGHTS_HELP + " (default: default)")
     tune.add_argument("--output-dir", required=True, help="where to save model.keras and keras_resnets.json")
+    tune.add_argument("--overwrite", action="store_true",
+                      help="replace an earlier fine-tuning output in --output-dir (never a folder keras_resnets did not write)")
     tune.add_argument("--validation-dir", help="held-out folder for validation (default: split DATA)")
     tune.add_argument("--validation-fraction", type=_fraction, default=0.2, help="share of DATA held out (default: 0.2)")
     tune.add_argument("--test-dir", help="labelled folder to report held-out accuracy on after training")

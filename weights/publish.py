@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     folder = publishing.write_model_folder(
         model, args.out, repo_name=repo_name, license=license, provenance=provenance, metrics=metrics,
         preprocessing=preprocessing, class_names=record.class_names if record else None, source_check=source_check,
+        overwrite=True,  # Replaces only an earlier output of this script (keras_resnets.outputs checks).
     )
     reloaded = keras_resnets.get_model(args.model, weights=str(folder / "model.weights.h5"), classifier_activation=None)
     round_trip = float(np.abs(np.asarray(reloaded.predict(inputs, verbose=0)) - logits).max())

@@ -15,6 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from keras_resnets.architecture.identity import Architecture
@@ -155,6 +156,52 @@ def _choice(argument, value, accepted):
     return value
 
 
+def check_bool(argument: str, value) -> bool:
+    """`value` as a bool if it is one (Python or NumPy); else ValueError naming `argument`.
+
+    ``bool()`` would turn "False", 0.5 or an array into a flag, so only real flags are accepted.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{argument}` must be True or False. Received: {argument}={value!r}")
+    return bool(value)
+
+
+def _check_int(argument: str, value, lowest: int = 1) -> int:
+    """An int (Python or NumPy, not bool) >= `lowest`, as a Python int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lowest:
+        raise ValueError(f"`{argument}` must be an integer >= {lowest}. Received: {argument}={value!r}")
+    return int(value)
+
+
+def normalize_input_shape(input_shape):
+    """`input_shape` as a tuple of Python ints/None: (height, width, channels), channels >= 1, sizes >= 1."""
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list, np.ndarray)):
+        raise ValueError(
+            "`input_shape` must be a tuple (height, width, channels), e.g. (32, 32, 3) or (None, None, 3). "
+            f"Received: input_shape={input_shape!r}"
+        )
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            "`input_shape` must be (height, width, channels) in channels-last layout. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    normalized = []
+    for size in shape:
+        if size is None:
+            normalized.append(None)
+        elif isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(
+                "Every entry of `input_shape` must be None or an integer >= 1 (channels: >= 1). "
+                f"Received: input_shape={input_shape!r}"
+            )
+        else:
+            normalized.append(int(size))
+    return tuple(normalized)
+
+
 def _unique_name(base: str) -> str:
     uid = keras.backend.get_uid(f"keras_resnets/{base}")
     return base if uid == 1 else f"{base}_{uid - 1}"
@@ -177,7 +224,7 @@ def _resolve_input(spec, include_top, input_tensor, input_shape):
     if input_shape is None:
         shape = spec.default_input_shape if include_top else (None, None, spec.default_input_shape[-1])
     else:
-        shape = tuple(input_shape)
+        shape = input_shape
     img_input = layers.Input(shape=shape, name="input")
     return img_input, img_input, shape
 
@@ -241,9 +288,11 @@ def build_graph(
     """
     spec = architecture.spec
     _choice("pooling", pooling, POOLING_OPTIONS)
-    classes = spec.default_classes if classes is None else classes
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"`classes` must be an integer >= 1. Received: classes={classes!r}")
+    include_top = check_bool("include_top", include_top)
+    zero_init_last_bn = check_bool("zero_init_last_bn", zero_init_last_bn)
+    synchronized_bn = check_bool("synchronized_bn", synchronized_bn)
+    classes = _check_int("classes", spec.default_classes if classes is None else classes)
+    input_shape = normalize_input_shape(input_shape)
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "keras_resnets builds channels-last models only. Received: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from keras_resnets.data import image_folder
@@ -50,11 +51,31 @@ def _standardize_dataset(dataset, argument: str):
     return dataset.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def resolve_training_data(data, validation_data, validation_fraction: float, class_names, seed: int):
+def _check_class_counts(folder, needs_validation: bool) -> None:
+    """Every class folder must hold images, and two when one of them is held out for validation."""
+    counts = np.bincount(folder.labels, minlength=len(folder.class_names))
+    for name, count in zip(folder.class_names, counts):
+        class_dir = os.path.join(folder.root, name)
+        if count == 0:
+            raise ValueError(
+                f"Class folder {class_dir!r} holds no usable images; add images or remove the folder "
+                f"(or pass class_names without it). Received: data={folder.root!r}"
+            )
+        if needs_validation and count < 2:
+            raise ValueError(
+                f"Class folder {class_dir!r} holds {count} usable image, but the validation split needs at least "
+                f"2 per class (one to train on, one to hold out). Add images, pass validation_data, or pass "
+                f"validation_fraction=0. Received: data={folder.root!r}"
+            )
+
+
+def resolve_training_data(data, validation_data, validation_fraction: float, class_names, seed: int,
+                          max_image_pixels=None):
     """Turn fine-tuning inputs into decoded ``(uint8 image, int32 label)`` pipelines.
 
     `data` is a class-per-sub-folder image folder (stratified validation split) or a tf.data.Dataset
     (interleaved deterministic split); see :func:`keras_resnets.tasks.finetune.fine_tune` for the arguments.
+    Images of folders are checked once first; unusable ones are skipped with a warning naming them.
 
     Returns:
         ``(train pairs, validation pairs or None, class names, number of training images or None)``.
@@ -65,6 +86,8 @@ def resolve_training_data(data, validation_data, validation_fraction: float, cla
         )
     if isinstance(data, (str, os.PathLike)):
         folder = image_folder.scan_image_folder(data, class_names=class_names, min_classes=2)
+        folder = image_folder.drop_unusable_images(folder, max_image_pixels)
+        _check_class_counts(folder, needs_validation=validation_data is None and validation_fraction > 0)
         names = folder.class_names
         validation_folder = None
         if validation_data is not None:
@@ -74,6 +97,7 @@ def resolve_training_data(data, validation_data, validation_fraction: float, cla
                     f"Received: validation_data={validation_data!r}"
                 )
             validation_folder = image_folder.scan_image_folder(validation_data, class_names=names)
+            validation_folder = image_folder.drop_unusable_images(validation_folder, max_image_pixels)
         elif validation_fraction > 0:
             folder, validation_folder = image_folder.split_train_validation(folder, validation_fraction, seed)
             if len(validation_folder) == 0:

@@ -74,6 +74,11 @@ def build_resnet(
     """
     if not isinstance(spec, ResNetSpec):
         raise ValueError(f"`spec` must be a ResNetSpec. Received: spec={spec!r}")
+    for argument, value in (("residual", residual), ("include_top", include_top),
+                            ("zero_init_last_bn", zero_init_last_bn), ("synchronized_bn", synchronized_bn),
+                            ("include_preprocessing", include_preprocessing)):
+        graph.check_bool(argument, value)
+    input_shape = graph.normalize_input_shape(input_shape)
     if isinstance(shortcut, str):
         shortcut = shortcut.upper()
     if shortcut is not None:

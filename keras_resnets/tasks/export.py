@@ -16,6 +16,13 @@ outputs: ``probabilities`` float32 [batch, classes], ``top_k_class_ids`` int32 [
 ``top_k_probabilities`` float32 [batch, k], ``top_k_labels`` string [batch, k]
 (``serve_normalized`` returns the probabilities only). The class names and preprocessing are also
 written to ``assets.extra/keras_resnets.json``. Loading needs TensorFlow only (no keras_resnets).
+``serving_default`` and ``serve_images`` refuse images of more than ``max_image_pixels`` pixels
+(fixed at export time; default ``$KERAS_RESNETS_MAX_IMAGE_PIXELS`` or 40 megapixels) with
+``InvalidArgumentError``; encoded images are refused from their header, before decoding.
+
+Every export is checked before any work (an existing destination is replaced only with
+``overwrite=True`` and only if an earlier export wrote it; an unwritable destination fails at once),
+written beside the destination and renamed into place (see :mod:`keras_resnets.outputs`).
 
 **TFLite** (``format="tflite"``) and **ONNX** (``format="onnx"``) take uint8 images already at the
 model's input size, ``images`` [batch, H, W, 3], normalise inside and return ``probabilities``; resize
@@ -27,13 +34,15 @@ on the device as ``keras_resnets.json`` (written beside the file) says. These ar
 from __future__ import annotations
 
 import os
-import shutil
-from typing import List
+import uuid
+from typing import List, Optional
 
 import keras
 import tensorflow as tf
 
-from keras_resnets.data.image_folder import decode_image
+from keras_resnets import outputs
+from keras_resnets.data.image_folder import MAX_IMAGE_PIXELS_ENV, decode_image
+from keras_resnets.data.image_folder import max_image_pixels as resolve_max_image_pixels
 from keras_resnets.tasks.model_info import INFO_FILE_NAME, ModelInfo, reject_builtin_preprocessing
 from keras_resnets.data.transforms import model_inputs, normalization_constants
 
@@ -41,30 +50,6 @@ EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_TOP_K = 5
 SAVED_MODEL_SIGNATURES = ("serving_default", "serve_images", "serve_normalized")
 OUTPUT_NAMES = ("probabilities", "top_k_class_ids", "top_k_probabilities", "top_k_labels")
-
-
-def _prepare_destination(path: str, overwrite: bool, is_directory: bool) -> None:
-    """Refuse to write over existing work unless `overwrite`, and then only over a previous export."""
-    if not os.path.exists(path):
-        return
-    if is_directory and os.path.isdir(path) and not os.listdir(path):
-        return
-    if not overwrite:
-        raise ValueError(
-            f"The export path exists and is not empty; pass overwrite=True (--overwrite on the command "
-            f"line) to replace it. Received: path={path!r}"
-        )
-    if is_directory:
-        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise ValueError(
-                "Refusing to overwrite a folder that is not a SavedModel (no saved_model.pb inside). "
-                f"Received: path={path!r}"
-            )
-        shutil.rmtree(path)
-    else:
-        if os.path.isdir(path):
-            raise ValueError(f"The export path is a folder, expected a file. Received: path={path!r}")
-        os.remove(path)
 
 
 def _check_classes(model, info: ModelInfo) -> None:
@@ -82,7 +67,7 @@ def _check_classes(model, info: ModelInfo) -> None:
 
 
 def export_saved_model(model, info: ModelInfo, path, *, top_k: int = DEFAULT_TOP_K, overwrite: bool = False,
-                       verbose: bool = False) -> str:
+                       verbose: bool = False, max_image_pixels: Optional[int] = None) -> str:
     """Write a SavedModel with image-bytes, uint8-image and normalised-input signatures (see module doc).
 
     Args:
@@ -90,8 +75,10 @@ def export_saved_model(model, info: ModelInfo, path, *, top_k: int = DEFAULT_TOP
         info: its class names and preprocessing.
         path: output folder; must not exist or be empty unless `overwrite`.
         top_k: number of classes in the ``top_k_*`` outputs (capped at the number of classes).
-        overwrite: replace an existing SavedModel at `path`.
+        overwrite: replace an existing SavedModel at `path` (only one written by this function).
         verbose: print the signatures as Keras writes them.
+        max_image_pixels: largest height * width the image signatures accept (default
+            ``$KERAS_RESNETS_MAX_IMAGE_PIXELS`` or 40 megapixels).
 
     Returns:
         The output path.
@@ -99,8 +86,8 @@ def export_saved_model(model, info: ModelInfo, path, *, top_k: int = DEFAULT_TOP
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}")
     _check_classes(model, info)
-    path = os.fspath(path)
-    _prepare_destination(path, overwrite, is_directory=True)
+    limit = resolve_max_image_pixels(max_image_pixels)
+    path = outputs.check_destination(os.fspath(path), overwrite=overwrite, kind="SavedModel export")
 
     preprocessing = info.preprocessing
     height, width = preprocessing.input_size
@@ -126,7 +113,7 @@ def export_saved_model(model, info: ModelInfo, path, *, top_k: int = DEFAULT_TOP
     def serve_image_bytes(image_bytes):
         # Each file may have its own size, so images are decoded and resized one by one.
         inputs = tf.map_fn(
-            lambda encoded: model_inputs(decode_image(encoded), preprocessing),
+            lambda encoded: model_inputs(decode_image(encoded, limit), preprocessing),
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )
@@ -134,14 +121,23 @@ def export_saved_model(model, info: ModelInfo, path, *, top_k: int = DEFAULT_TOP
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve_images(images):
+        shape = tf.shape(images, out_type=tf.int64)
+        check = tf.debugging.assert_less_equal(
+            shape[1] * shape[2], tf.constant(limit, tf.int64),
+            message=f"Images refused: height * width is more than {limit} pixels (max_image_pixels at export; "
+                    f"${MAX_IMAGE_PIXELS_ENV})",
+        )
+        with tf.control_dependencies([check]):
+            images = tf.identity(images)
         return named_outputs(model_inputs(images, preprocessing))
 
     archive.add_endpoint("serving_default", serve_image_bytes)
     archive.add_endpoint("serve_images", serve_images)
-    archive.write_out(path, verbose=verbose)
-    extra = os.path.join(path, "assets.extra")
-    os.makedirs(extra, exist_ok=True)
-    info.save(os.path.join(extra, INFO_FILE_NAME))
+    with outputs.atomic_output(path, overwrite=overwrite, kind="SavedModel export") as temporary:
+        archive.write_out(temporary, verbose=verbose)
+        extra = os.path.join(temporary, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        info.save(os.path.join(extra, INFO_FILE_NAME))
     return path
 
 
@@ -167,11 +163,19 @@ def _export_edge(model, info: ModelInfo, path, keras_format: str, suffix: str, o
     path = os.fspath(path)
     if not path.endswith(suffix):
         raise ValueError(f"The export path must end with {suffix!r}. Received: path={path!r}")
-    _prepare_destination(path, overwrite, is_directory=False)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    pixels_model(model, info).export(path, format=keras_format, verbose=verbose)
-    info.save(os.path.join(parent, INFO_FILE_NAME))
+    kind = f"{suffix} export"
+    path = outputs.check_destination(path, overwrite=overwrite, kind=kind, is_directory=False)
+    pixels = pixels_model(model, info)
+    parent = os.path.dirname(path)
+    with outputs.atomic_output(path, overwrite=overwrite, kind=kind, is_directory=False) as temporary:
+        pixels.export(temporary, format=keras_format, verbose=verbose)
+        info_path = os.path.join(parent, f".{INFO_FILE_NAME}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            info.save(info_path)
+            os.replace(info_path, os.path.join(parent, INFO_FILE_NAME))
+        finally:
+            if os.path.exists(info_path):
+                os.remove(info_path)
     return path
 
 

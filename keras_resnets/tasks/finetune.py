@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from typing import Dict, List, Optional, Sequence
 
 import keras
 import numpy as np
 
+from keras_resnets import outputs
 from keras_resnets.data.finetune_data import resolve_training_data
 from keras_resnets.tasks.model_info import (
     ModelInfo,
@@ -83,6 +85,37 @@ class _KeepBestWeights(keras.callbacks.Callback):
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
             self.best_epoch = epoch + 1
             self.best_logs = {key: float(value) for key, value in logs.items()}
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite; the run was stopped and nothing was saved."""
+
+
+class _FailOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops a run whose loss becomes NaN/inf with an error that says where and what to try."""
+
+    def __init__(self, phase: str, learning_rate: float):
+        super().__init__()
+        self.phase, self.learning_rate = phase, learning_rate
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"The training loss became {float(loss)} in the {self.phase} phase (epoch {self.epoch + 1}, batch "
+                f"{batch + 1}) at learning_rate={self.learning_rate!r}; nothing was saved. Lower the learning "
+                "rate, or check the data for broken images or labels."
+            )
+
+
+def _check_learning_rate(argument: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)) or value <= 0:
+        raise ValueError(f"`{argument}` must be a finite number > 0. Received: {argument}={value!r}")
 
 
 class _PhaseBanner(keras.callbacks.Callback):
@@ -267,8 +300,10 @@ def fine_tune(
     monitor: Optional[str] = None,
     distribution=None,
     output_dir=None,
+    overwrite: bool = False,
     seed: int = 0,
     verbose: int = 1,
+    max_image_pixels: Optional[int] = None,
 ) -> FineTuneResult:
     """Fine-tune a zoo model on your images; see the module docstring for the recipe.
 
@@ -303,9 +338,17 @@ def fine_tune(
             :func:`keras_resnets.tasks.distribution.resolve_distribution` (the training pipeline's), whose
             scope builds and trains the model; a scope the caller has already entered is used as it is.
         output_dir: if given, save ``model.keras`` and ``keras_resnets.json`` (class names,
-            preprocessing, metrics) there.
+            preprocessing, metrics) there. Checked before training: an existing non-empty folder is
+            refused unless `overwrite`; the output is written beside it and renamed into place.
+        overwrite: replace an earlier output of keras_resnets in `output_dir` (never other files).
         seed: seed of the validation split, shuffling and augmentation.
         verbose: 0 silent, 1 progress bars and phase messages, 2 one line per epoch.
+        max_image_pixels: images of a folder with more pixels are skipped with a warning, before
+            training (default ``$KERAS_RESNETS_MAX_IMAGE_PIXELS`` or 40 megapixels). Unreadable or
+            corrupt images are skipped the same way, so training never stops on one mid-epoch.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or infinite.
 
     Returns:
         A :class:`FineTuneResult`.
@@ -317,9 +360,14 @@ def fine_tune(
         _check_positive_int("early_stopping_patience", early_stopping_patience)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    _check_learning_rate("learning_rate", learning_rate)
+    if fine_tune_learning_rate is not None:
+        _check_learning_rate("fine_tune_learning_rate", fine_tune_learning_rate)
+    if output_dir is not None:  # Before any work: a refused destination must not cost a training run.
+        outputs.check_destination(os.fspath(output_dir), overwrite=overwrite, kind="fine-tuning output")
 
     train, validation, names, train_count = resolve_training_data(
-        data, validation_data, validation_fraction, class_names, seed
+        data, validation_data, validation_fraction, class_names, seed, max_image_pixels=max_image_pixels
     )
     monitor = monitor or ("val_loss" if validation is not None else "loss")
     if monitor.startswith("val_") and validation is None:
@@ -347,8 +395,8 @@ def fine_tune(
         keep_best = _KeepBestWeights(monitor)
         history = {}
 
-        def run_phase(phase, epochs, initial_epoch, text):
-            callbacks = [_PhaseBanner(text, verbose), keep_best]
+        def run_phase(phase, epochs, initial_epoch, text, rate):
+            callbacks = [_PhaseBanner(text, verbose), _FailOnNonFiniteLoss(phase, rate), keep_best]
             if early_stopping_patience is not None:
                 callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping_patience,
                                                                mode="max" if "acc" in monitor else "min"))
@@ -372,10 +420,12 @@ def fine_tune(
             head_epochs,
             0,
             f"Phase 1/2: training the new {len(names)}-class head, backbone frozen ({size}{head_epochs} epochs max)",
+            learning_rate,
         )
         if fine_tune_epochs and unfreeze != 0:
             unfrozen = set_trainable_stages(classifier, unfreeze, train_batchnorm=train_batchnorm)
-            _compile(classifier, fine_tune_learning_rate or learning_rate / 100)
+            phase_rate = fine_tune_learning_rate or learning_rate / 100
+            _compile(classifier, phase_rate)
             stages = "all stages" if unfreeze == "all" else f"top {unfreeze} stage(s)"
             run_phase(
                 "fine_tune",
@@ -383,6 +433,7 @@ def fine_tune(
                 done,
                 f"Phase 2/2: fine-tuning the {stages} ({len(unfrozen)} layers) and the head "
                 f"({fine_tune_epochs} epochs max)",
+                phase_rate,
             )
         if keep_best.best_weights is not None:
             classifier.set_weights(keep_best.best_weights)
@@ -400,7 +451,7 @@ def fine_tune(
         print(f"Kept the weights of epoch {keep_best.best_epoch} ({shown})", flush=True)
     saved = None
     if output_dir is not None:
-        saved = save_classifier(classifier, info, output_dir)
+        saved = save_classifier(classifier, info, output_dir, overwrite=overwrite)
         if verbose:
             print(f"Saved the fine-tuned model and its class names to {saved}", flush=True)
     return FineTuneResult(classifier, info, history, keep_best.best_epoch, keep_best.best_logs, saved)

@@ -135,21 +135,27 @@ class ModelInfo:
             return cls.from_dict(json.load(handle))
 
 
-def save_classifier(model, info: ModelInfo, directory) -> str:
+def save_classifier(model, info: ModelInfo, directory, overwrite: bool = False) -> str:
     """Save `model` as ``directory/model.keras`` and `info` as ``directory/keras_resnets.json``.
+
+    The folder is written beside `directory` and renamed into place when complete; an existing
+    non-empty `directory` is refused unless `overwrite`, and then only if this library wrote it
+    (see :mod:`keras_resnets.outputs`).
 
     Returns:
         The directory path.
     """
+    from keras_resnets import outputs
+
     directory = os.fspath(directory)
     if model.output_shape[-1] != info.num_classes:
         raise ValueError(
             f"The model has {model.output_shape[-1]} outputs but `info` names {info.num_classes} classes. "
             f"Received: class_names={info.class_names!r}"
         )
-    os.makedirs(directory, exist_ok=True)
-    model.save(os.path.join(directory, MODEL_FILE_NAME))
-    info.save(os.path.join(directory, INFO_FILE_NAME))
+    with outputs.atomic_output(directory, overwrite=overwrite, kind="saved classifier") as temporary:
+        model.save(os.path.join(temporary, MODEL_FILE_NAME))
+        info.save(os.path.join(temporary, INFO_FILE_NAME))
     return directory
 
 

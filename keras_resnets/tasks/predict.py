@@ -35,21 +35,28 @@ class Prediction:
         return self.labels[0], self.probabilities[0]
 
 
-def decode_image_source(source, name: str):
+def decode_image_source(source, name: str, max_pixels=None):
     """Decode one image (a path, encoded bytes or an (H, W, 3) array) into a uint8 tensor.
 
+    Files and bytes are checked from their header first: more than `max_pixels` pixels (see
+    :func:`keras_resnets.data.image_folder.max_image_pixels`) is refused before decoding.
+
     Raises:
-        ValueError: a missing or unreadable file, undecodable bytes or a wrongly shaped array.
+        ValueError: a missing or unreadable file, undecodable bytes or a wrongly shaped array
+            (:class:`~keras_resnets.data.image_folder.ImageTooLargeError` for too many pixels).
     """
+    limit = image_folder.max_image_pixels(max_pixels)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise ValueError(f"Image file not found. Received: image={path!r}")
+        image_folder.check_image_file(path, repr(path), limit)
         with open(path, "rb") as handle:
             source = handle.read()
     if isinstance(source, bytes):
+        image_folder.check_image_file(source, name if name.startswith("<") else repr(name), limit)
         try:
-            return image_folder.decode_image(tf.constant(source))
+            return image_folder.decode_image(tf.constant(source), limit)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
             raise ValueError(
                 f"Cannot decode {name} as an image (JPEG, PNG, GIF or BMP expected): {error.message.splitlines()[0]}. "
@@ -58,6 +65,11 @@ def decode_image_source(source, name: str):
     array = np.asarray(source)
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"An image array must be (height, width, 3) RGB. Received: image of shape {array.shape}")
+    if array.shape[0] * array.shape[1] > limit:
+        raise image_folder.ImageTooLargeError(
+            f"Image {name} is {array.shape[1]}x{array.shape[0]} pixels, more than the limit of {limit:,} "
+            f"(max_image_pixels / ${image_folder.MAX_IMAGE_PIXELS_ENV})."
+        )
     return tf.convert_to_tensor(array)
 
 
@@ -67,8 +79,13 @@ def _source_name(source, index: int) -> str:
     return f"<{'bytes' if isinstance(source, bytes) else 'array'} {index}>"
 
 
-def predict_probabilities(model, info: ModelInfo, images: Sequence, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (N, classes) for `images` (paths, encoded bytes or RGB arrays, any sizes)."""
+def predict_probabilities(model, info: ModelInfo, images: Sequence, batch_size: int = 32,
+                          max_image_pixels=None) -> np.ndarray:
+    """Class probabilities (N, classes) for `images` (paths, encoded bytes or RGB arrays, any sizes).
+
+    Images with more than `max_image_pixels` pixels (default ``$KERAS_RESNETS_MAX_IMAGE_PIXELS`` or
+    40 megapixels) are refused before decoding.
+    """
     reject_builtin_preprocessing(model)
     if isinstance(images, (str, bytes, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
         images = [images]
@@ -76,7 +93,8 @@ def predict_probabilities(model, info: ModelInfo, images: Sequence, batch_size: 
     if not names:
         raise ValueError("`images` must contain at least one image. Received: images=[]")
     inputs = np.stack(
-        [model_inputs(decode_image_source(source, name), info.preprocessing).numpy() for source, name in zip(images, names)]
+        [model_inputs(decode_image_source(source, name, max_image_pixels), info.preprocessing).numpy()
+         for source, name in zip(images, names)]
     )
     probabilities = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float32)
     if probabilities.shape[-1] != info.num_classes:
@@ -86,7 +104,8 @@ def predict_probabilities(model, info: ModelInfo, images: Sequence, batch_size: 
     return probabilities
 
 
-def predict_images(model, info: ModelInfo, images: Sequence, top_k: int = 5, batch_size: int = 32) -> List[Prediction]:
+def predict_images(model, info: ModelInfo, images: Sequence, top_k: int = 5, batch_size: int = 32,
+                   max_image_pixels=None) -> List[Prediction]:
     """Top-`top_k` labels with probabilities for each image, resized as ``info.preprocessing`` says.
 
     Args:
@@ -95,12 +114,14 @@ def predict_images(model, info: ModelInfo, images: Sequence, top_k: int = 5, bat
         images: image file paths, encoded image bytes or uint8 RGB arrays (H, W, 3), any sizes.
         top_k: how many classes to report per image (capped at the number of classes).
         batch_size: images per forward pass.
+        max_image_pixels: refuse larger images before decoding (default ``$KERAS_RESNETS_MAX_IMAGE_PIXELS``
+            or 40 megapixels).
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}")
     if isinstance(images, (str, bytes, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
         images = [images]
-    probabilities = predict_probabilities(model, info, images, batch_size=batch_size)
+    probabilities = predict_probabilities(model, info, images, batch_size=batch_size, max_image_pixels=max_image_pixels)
     k = min(top_k, info.num_classes)
     results = []
     for index, (source, row) in enumerate(zip(images, probabilities)):

@@ -10,6 +10,7 @@ import importlib
 from keras_resnets.architecture.identity import WeightsMismatchError
 from keras_resnets.weights.cache import cache_root
 from keras_resnets.weights.catalog import DEFAULT_TAGS, get_weights_record, list_weights
+from keras_resnets.weights.errors import WeightsFileError
 from keras_resnets.weights.hub import WeightsIntegrityError, WeightsNotAvailableError
 from keras_resnets.weights.records import Metrics, Preprocessing, WeightsRecord
 
@@ -62,6 +63,7 @@ __all__ = [
     "DEFAULT_TAGS",
     "Metrics",
     "Preprocessing",
+    "WeightsFileError",
     "WeightsIntegrityError",
     "WeightsMismatchError",
     "WeightsNotAvailableError",

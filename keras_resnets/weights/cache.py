@@ -3,7 +3,9 @@
 Loading cached weights needs no network request and no conversion. The cache lives in
 ``$KERAS_RESNETS_CACHE``, default ``$HF_HOME/keras_resnets`` (``~/.cache/huggingface/keras_resnets``).
 Entries are written to a temporary file and renamed into place, under a file lock, so concurrent
-processes never read a half-written entry and convert a weight set only once.
+processes never read a half-written entry and convert a weight set only once. The sha256 of each
+converted file is recorded in its metadata at conversion and checked on every lookup: an altered,
+truncated or swapped entry is never used, and the loader re-creates it from the verified download.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import pathlib
 import uuid
 from typing import Optional
 
+from keras_resnets.weights import hub
+
 CACHE_ENV = "KERAS_RESNETS_CACHE"
-ENTRY_FORMAT_VERSION = 1
+ENTRY_FORMAT_VERSION = 2  # 2: metadata records the sha256 of the converted file.
 LOCK_TIMEOUT_S = 30 * 60  # A slow first download of ResNet-152 (230 MB) must not time out waiters.
 
 
@@ -51,7 +55,8 @@ class CacheEntry:
         }
 
     def lookup(self) -> Optional[pathlib.Path]:
-        """The cached weights file if a complete, matching entry exists, else None."""
+        """The cached weights file if a complete, matching entry exists whose file still has the sha256
+        recorded when it was converted, else None (the caller then converts it again)."""
         if not self.weights_path.is_file():
             return None
         try:
@@ -62,6 +67,11 @@ class CacheEntry:
         if any(meta.get(key) != value for key, value in expected.items()):
             return None
         if self.record.sha256 is not None and meta.get("source_sha256") != self.record.sha256:
+            return None
+        try:
+            if hub.file_sha256(self.weights_path) != meta.get("weights_sha256"):
+                return None
+        except OSError:
             return None
         return self.weights_path
 
@@ -82,8 +92,10 @@ class CacheEntry:
         temporary_meta = self.meta_path.with_name(f".{self.record.name}.{token}.json")
         try:
             fingerprint.save_weights(model, str(temporary_weights))
+            weights_sha256 = hub.file_sha256(temporary_weights)
             os.replace(temporary_weights, self.weights_path)
-            meta = dict(self.expected_meta(), source_sha256=source_sha256, **(extra or {}))
+            meta = dict(self.expected_meta(), source_sha256=source_sha256, weights_sha256=weights_sha256,
+                        **(extra or {}))
             temporary_meta.write_text(json.dumps(meta, indent=1))
             os.replace(temporary_meta, self.meta_path)
         finally:

@@ -1,10 +1,12 @@
-"""Architecture fingerprints in weight files, so a file is never loaded into the wrong net.
+"""Architecture fingerprints and content hashes in weight files, so a file is never loaded into the wrong
+net, nor loaded after it was altered.
 
 A Keras ``.weights.h5`` file stores variables by position, not by layer name, and a plain net has
 exactly the variables of its option-A residual twin: without extra information such a file would load
 into the wrong architecture silently. Files written by this project (training runs, publishing, the
 conversion cache) therefore carry the :class:`~keras_resnets.architecture.identity.Architecture` of the
-model as an HDF5 attribute, read back and compared on load.
+model as an HDF5 attribute, read back and compared on load, and a sha256 over every variable (and the
+architecture record), checked on load. Every file read here is also checked for NaN/infinite values.
 
 They also carry where each variable is stored (:data:`LAYOUT_ATTRIBUTE`: HDF5 dataset -> layer name
 and variable index), so a load can read the arrays and assign them by layer name directly, without
@@ -15,25 +17,102 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Dict, List, Optional
+import os
+import uuid
+from typing import Dict, List, NamedTuple, Optional
 
 import h5py
 import keras
+import numpy as np
 
 from keras_resnets.architecture.identity import Architecture
+from keras_resnets.weights.errors import WeightsFileError, file_error
 
 ATTRIBUTE = "keras_resnets_architecture"
+CONTENT_HASH_ATTRIBUTE = "keras_resnets_content_sha256"
 LAYOUT_ATTRIBUTE = "keras_resnets_variables"
+EXPECTED = "a Keras .weights.h5 file (HDF5)"
+
+
+class WeightsFileInfo(NamedTuple):
+    """What a verified ``.weights.h5`` file says about itself."""
+
+    architecture: Optional[Architecture]  # None for files without a fingerprint (plain Keras).
+    verified_hash: bool  # Whether it carried a content hash (which then matched).
+
+
+def _content_sha256(handle: h5py.File, path: str) -> str:
+    """sha256 over every dataset (name, dtype, shape, bytes) and the architecture record; checks finiteness."""
+    names = []
+    handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        value = np.asarray(handle[name][()])
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise file_error(path, "finite values", f"variable {name!r} holds NaN or infinite values")
+        digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    digest.update(str(handle.attrs.get(ATTRIBUTE, "")).encode())
+    # The variable layout decides which array goes to which layer, so it is part of the content.
+    digest.update(b"\0" + str(handle.attrs.get(LAYOUT_ATTRIBUTE, "")).encode())
+    return digest.hexdigest()
 
 
 def save_weights(model: keras.Model, path: str) -> None:
-    """``model.save_weights(path)``, then record the model's architecture and variable layout in the file."""
-    model.save_weights(path)
-    with h5py.File(path, "a") as handle:
-        handle.attrs[ATTRIBUTE] = json.dumps(Architecture.from_model(model).to_dict(), sort_keys=True)
-        layout = variable_layout(model, handle)
-        if layout is not None:
-            handle.attrs[LAYOUT_ATTRIBUTE] = json.dumps(layout, sort_keys=True)
+    """``model.save_weights(path)``, then record the model's architecture, variable layout and a content
+    hash in the file.
+
+    Written to a temporary file beside `path` and renamed, so `path` is never left half-written.
+    """
+    path = os.fspath(path)
+    temporary = os.path.join(os.path.dirname(os.path.abspath(path)), f".{uuid.uuid4().hex[:8]}.partial.weights.h5")
+    try:
+        model.save_weights(temporary)
+        with h5py.File(temporary, "a") as handle:
+            handle.attrs[ATTRIBUTE] = json.dumps(Architecture.from_model(model).to_dict(), sort_keys=True)
+            layout = variable_layout(model, handle)
+            if layout is not None:
+                handle.attrs[LAYOUT_ATTRIBUTE] = json.dumps(layout, sort_keys=True)
+            handle.attrs[CONTENT_HASH_ATTRIBUTE] = _content_sha256(handle, path)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def verify_weights_file(path: str) -> WeightsFileInfo:
+    """Open a ``.weights.h5``, check it is readable, finite and (if it carries one) matches its content hash.
+
+    Raises:
+        WeightsFileError: naming `path`: unreadable (empty, truncated, not HDF5, a folder), a NaN or
+            infinite variable, a content hash that does not match, or an unreadable architecture record.
+    """
+    from keras_resnets.weights.checkpoints import require_regular_file
+
+    path = os.fspath(path)
+    require_regular_file(path, EXPECTED)
+    try:
+        with h5py.File(path, "r") as handle:
+            recorded = handle.attrs.get(ATTRIBUTE)
+            stored_hash = handle.attrs.get(CONTENT_HASH_ATTRIBUTE)
+            actual_hash = _content_sha256(handle, path)
+    except WeightsFileError:
+        raise
+    except Exception as error:  # noqa: BLE001 - h5py raises OSError/KeyError/RuntimeError for broken files.
+        raise file_error(path, EXPECTED, error) from error
+    if stored_hash is not None and str(stored_hash) != actual_hash:
+        raise file_error(
+            path, "the content it was written with",
+            f"its variables or architecture record were changed after writing (content sha256 {actual_hash}, "
+            f"recorded {stored_hash})",
+        )
+    architecture = None
+    if recorded is not None:
+        try:
+            architecture = Architecture.from_dict(json.loads(recorded))
+        except (ValueError, TypeError) as error:
+            raise file_error(path, f"a readable {ATTRIBUTE} record", error) from None
+    return WeightsFileInfo(architecture, stored_hash is not None)
 
 
 def _digest(value) -> str:
@@ -93,7 +172,5 @@ def assign_by_layout(model: keras.Model, path: str) -> bool:
 
 
 def read_fingerprint(path: str) -> Optional[Architecture]:
-    """The architecture stored in a ``.weights.h5`` file, or None if it has none (e.g. plain Keras)."""
-    with h5py.File(path, "r") as handle:
-        value = handle.attrs.get(ATTRIBUTE)
-    return None if value is None else Architecture.from_dict(json.loads(value))
+    """The architecture stored in a verified ``.weights.h5`` file, or None if it has none (e.g. plain Keras)."""
+    return verify_weights_file(path).architecture

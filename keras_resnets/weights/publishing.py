@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import keras
 
+from keras_resnets import outputs
 from keras_resnets.weights import fingerprint, hub
 from keras_resnets.weights.catalog import default_preprocessing
 from keras_resnets.architecture.identity import Architecture
@@ -149,6 +150,7 @@ def write_model_folder(
     class_names=None,
     intended_use: Optional[str] = None,
     source_check: Optional[dict] = None,
+    overwrite: bool = False,
 ) -> pathlib.Path:
     """Write ``model.weights.h5``, ``config.json`` and ``README.md`` for `model` into `folder`.
 
@@ -163,20 +165,31 @@ def write_model_folder(
         class_names: "imagenet-1k", "cifar-10", or a list of names (one per class).
         intended_use: a paragraph for the card.
         source_check: {"max_abs_diff", "reference", "inputs"} from comparing outputs with the source.
+        overwrite: replace an existing folder written earlier by this function (never any other).
+
+    The folder is written beside `folder` and renamed into place when complete (see
+    :mod:`keras_resnets.outputs`); an existing non-empty `folder` is refused unless `overwrite`.
 
     Returns:
         The folder.
     """
-    from keras_resnets import __version__
-
     architecture = Architecture.from_model(model)
     classes = _classifier_units(model)
     if isinstance(class_names, (list, tuple)) and classes is not None and len(class_names) != classes:
         raise ValueError(
             f"`class_names` must have one name per class ({classes}). Received: {len(class_names)} names"
         )
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = pathlib.Path(outputs.check_destination(folder, overwrite=overwrite, kind="model folder"))
+    with outputs.atomic_output(folder, overwrite=overwrite, kind="model folder") as temporary:
+        _write_model_files(model, pathlib.Path(temporary), architecture, classes, repo_name, license, provenance,
+                           metrics, preprocessing, class_names, intended_use, source_check)
+    return folder
+
+
+def _write_model_files(model, folder, architecture, classes, repo_name, license, provenance, metrics,
+                       preprocessing, class_names, intended_use, source_check) -> None:
+    from keras_resnets import __version__
+
     weights_path = folder / WEIGHTS_FILENAME
     fingerprint.save_weights(model, str(weights_path))
     preprocessing = preprocessing or default_preprocessing(architecture.spec.family)
@@ -199,7 +212,6 @@ def write_model_folder(
     }
     (folder / CONFIG_FILENAME).write_text(json.dumps(config, indent=2) + "\n")
     (folder / "README.md").write_text(model_card(config, repo_name))
-    return folder
 
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -214,7 +226,8 @@ def upload_folder(folder, repo_id: str, *, token=None, private: Optional[bool] =
         raise ValueError(f"`repo_id` must look like 'owner/name'. Received: repo_id={repo_id!r}")
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                             ignore_patterns=[outputs.MARKER_NAME])
     return f"hf://{repo_id}@{info.oid}"
 
 

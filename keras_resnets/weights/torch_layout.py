@@ -108,6 +108,28 @@ def keras_values_from_state_dict(
     return values
 
 
+def _to_torch(layer, suffix: str, value: np.ndarray) -> np.ndarray:
+    if suffix != "weight":
+        return value
+    if isinstance(layer, keras.layers.Conv2D):
+        return np.transpose(value, (3, 2, 0, 1))
+    if isinstance(layer, keras.layers.Dense):
+        return np.transpose(value)
+    return value
+
+
+def state_dict_from_model(model: keras.Model) -> Dict[str, np.ndarray]:
+    """`model`'s variables as a torch-layout state dict: the inverse of :func:`keras_values_from_state_dict`."""
+    state_dict = {}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        for variable, (suffix, _) in zip(layer.weights, _tensor_suffixes(layer)):
+            value = np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
+            state_dict[f"{layer.name}.{suffix}"] = np.ascontiguousarray(_to_torch(layer, suffix, value))
+    return state_dict
+
+
 def classifier_shape(state_dict: Mapping[str, np.ndarray], head_name: str = CLASSIFIER_LAYER):
     """(classes, features) of the checkpoint's classifier, or None if it has none."""
     weight = state_dict.get(f"{head_name}.weight")

@@ -164,7 +164,7 @@ def test_export_refuses_a_non_empty_path_without_overwrite(classifier, saved_mod
     (tmp_path / "work" / "notes.txt").write_text("precious")
     with pytest.raises(ValueError, match="overwrite=True"):
         export_saved_model(model, info, tmp_path / "work")
-    with pytest.raises(ValueError, match="not a SavedModel"):
+    with pytest.raises(ValueError, match="not written by keras_resnets"):
         export_saved_model(model, info, tmp_path / "work", overwrite=True)
     assert (tmp_path / "work" / "notes.txt").read_text() == "precious"
 
