@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import time
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
@@ -33,6 +34,7 @@ from keras_resnets.weights.fingerprint import save_weights
 from . import modeling, run_log
 from . import schedule as schedule_lib
 from .checkpoint import Checkpointer
+from .loop_state import LoopState
 from .config import TrainConfig, validate
 
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -252,118 +254,23 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         if config.normalization == "per_pixel_mean":
             np.save(os.path.join(workdir, "pixel_mean.npy"), mean)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), dist.is_chief, config.keep_checkpoints)
-    loop = {
-        "step": 0, "low_lr_warmup": config.warmup_lr is not None, "since_eval": [0.0, 0.0, 0.0],
-        "since_log": [0.0, 0.0, 0.0], "train_time_s": 0.0, "wall_time_s": 0.0, "train_time_at_eval": 0.0,
-        "best_eval_error": None, "best_step": None, "time_to_accuracy_s": {},
-    }
+    state = LoopState(low_lr_warmup=config.warmup_lr is not None)
     restored = checkpointer.restore_latest()
-    log = None
     if restored is not None:
-        step, arrays, loop = restored
+        _, arrays, saved_state = restored
+        state = LoopState.from_dict(saved_state)
         engine.set_state(arrays)
-    log = run_log.RunLog(workdir, dist.is_chief, loop["step"], total_steps)
+    log = run_log.RunLog(workdir, dist.is_chief, state.step, total_steps)
     if restored is not None:
-        log.message(f"Resumed from {checkpointer.directory} at step {loop['step']}.")
-    exporter = _Exporter(config, data.num_classes, image_size, workdir)
-    use_ema = config.ema_decay is not None
-
-    def absorb(pending):
-        """Fetch pending step metrics, check them, and add them to the running sums."""
-        if not pending:
-            return
-        totals = np.sum(np.asarray([[float(v) for v in m] for m in pending]), axis=0)
-        pending.clear()
-        if not math.isfinite(totals[0]):
-            raise TrainingDivergedError(
-                f"Training loss became {totals[0]} by step {loop['step']} (learning rate "
-                f"{lr_schedule(loop['step'] - 1, loop['low_lr_warmup']):.4g}). The run stopped; its last good "
-                f"checkpoint is in {checkpointer.directory}. Lower `base_lr`, add warm-up, or use float32."
-            )
-        for key in ("since_eval", "since_log"):
-            loop[key] = [a + b for a, b in zip(loop[key], totals)]
-
-    def log_interval():
-        loss_sum, correct, count = loop["since_log"]
-        if not count:
-            return
-        train_error = 1.0 - correct / count
-        if loop["low_lr_warmup"] and train_error < config.warmup_until_train_error:
-            loop["low_lr_warmup"] = False
-            log.message(f"Low-rate warm-up over at step {loop['step']} (training error {100 * train_error:.1f}%).")
-        log.scalars(loop["step"], {"train_loss": loss_sum / count, "train_error": train_error,
-                                   "learning_rate": lr_schedule(loop["step"] - 1, loop["low_lr_warmup"])})
-        loop["since_log"] = [0.0, 0.0, 0.0]
-
-    def evaluate_and_record():
-        eval_loss, eval_accuracy = engine.evaluate(eval_pipe, use_ema)
-        loss_sum, correct, count = loop["since_eval"]
-        trained = loop["train_time_s"] - loop["train_time_at_eval"]
-        row = {
-            "step": loop["step"], "epoch": loop["step"] / steps_per_epoch,
-            "learning_rate": lr_schedule(loop["step"] - 1, loop["low_lr_warmup"]),
-            "train_loss": loss_sum / count if count else float("nan"),
-            "train_error": 1.0 - correct / count if count else float("nan"),
-            "eval_loss": eval_loss, "eval_error": 1.0 - eval_accuracy,
-            "train_time_s": loop["train_time_s"], "wall_time_s": loop["wall_time_s"],
-            "images_per_second": count / trained if trained > 0 else float("nan"),
-        }
-        loop["since_eval"], loop["train_time_at_eval"] = [0.0, 0.0, 0.0], loop["train_time_s"]
-        for target in config.accuracy_targets:
-            if eval_accuracy >= target and str(target) not in loop["time_to_accuracy_s"]:
-                loop["time_to_accuracy_s"][str(target)] = loop["wall_time_s"]
-        log.add_row(row)
-        if loop["best_eval_error"] is None or row["eval_error"] < loop["best_eval_error"]:
-            loop["best_eval_error"], loop["best_step"] = row["eval_error"], loop["step"]
-            weights = engine.export_weights(use_ema)
-            if dist.is_chief:
-                exporter.save(weights, "best.weights.h5")
-
-    stopped_reason = None
-    pending = []
-    clock = time.perf_counter()
-    segment_start = clock
-    while loop["step"] < total_steps and stopped_reason is None:
-        epoch, start = divmod(loop["step"], steps_per_epoch)
-        engine.set_learning_rate(lr_schedule(loop["step"], loop["low_lr_warmup"]))
-        step_clock = time.perf_counter()
-        for metrics in engine.train_steps(train_pipe, epoch, steps_per_epoch, start):
-            pending.append(metrics)
-            loop["step"] += 1
-            step = loop["step"]
-            checkpoint_due = step % config.checkpoint_every_steps == 0
-            eval_due = step % eval_every == 0 or step == total_steps
-            if step % config.log_every_steps == 0 or checkpoint_due or eval_due:
-                absorb(pending)
-                now = time.perf_counter()
-                loop["train_time_s"] += now - step_clock
-                loop["wall_time_s"] += now - segment_start
-                segment_start = step_clock = now
-                if step % config.log_every_steps == 0:
-                    log_interval()
-                if config.max_train_seconds is not None and loop["wall_time_s"] >= config.max_train_seconds:
-                    stopped_reason = f"max_train_seconds={config.max_train_seconds:g} reached"
-                if eval_due or stopped_reason:
-                    evaluate_and_record()
-                if checkpoint_due or stopped_reason or step == total_steps:
-                    checkpointer.save(step, engine.get_state(), loop)
-                now = time.perf_counter()
-                loop["wall_time_s"] += now - segment_start
-                segment_start = step_clock = now
-            if stopped_reason or step >= total_steps:
-                break
-            engine.set_learning_rate(lr_schedule(step, loop["low_lr_warmup"]))
-
-    # The final evaluation: the last row (or a fresh pass with the final number of crops).
-    final_row = log.rows[-1] if log.rows else None
-    if final_row is None or final_row["step"] != loop["step"]:
-        evaluate_and_record()
-        final_row = log.rows[-1]
-    eval_error, eval_loss = final_row["eval_error"], final_row["eval_loss"]
-    if final_pipe is not None:
-        eval_loss, accuracy = engine.evaluate(final_pipe, use_ema)
-        eval_error = 1.0 - accuracy
-    weights = engine.export_weights(use_ema)
+        log.message(f"Resumed from {checkpointer.directory} at step {state.step}.")
+    loop = _TrainingLoop(
+        config=config, dist=dist, engine=engine, lr_schedule=lr_schedule, log=log, checkpointer=checkpointer,
+        exporter=_Exporter(config, data.num_classes, image_size, workdir), state=state,
+        steps_per_epoch=steps_per_epoch, eval_every=eval_every, train_pipe=train_pipe, eval_pipe=eval_pipe,
+    )
+    stopped_reason = loop.run()
+    eval_error, eval_loss = loop.final_evaluation(final_pipe)
+    weights = engine.export_weights(loop.use_ema)
     entry_error = None
     try:
         import keras_resnets
@@ -371,7 +278,7 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         entry_error = keras_resnets.model_entry(config.model).paper_top1_error
     except ValueError:
         pass
-    total_images = loop["step"] * config.global_batch_size
+    total_images = state.step * config.global_batch_size
     metrics = {
         "model": config.model.lower(),
         "residual": not config.model.lower().startswith("plain"),
@@ -388,19 +295,19 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         "eval_error": eval_error,
         "eval_loss": eval_loss,
         "eval_crops": final_options.eval_crops,
-        "best_eval_error": loop["best_eval_error"],
-        "best_step": loop["best_step"],
+        "best_eval_error": state.best_eval_error,
+        "best_step": state.best_step,
         "paper_top1_error_pct": entry_error,
-        "steps": loop["step"],
+        "steps": state.step,
         "total_steps": total_steps,
-        "epochs": loop["step"] / steps_per_epoch,
-        "completed": loop["step"] >= total_steps,
+        "epochs": state.step / steps_per_epoch,
+        "completed": state.step >= total_steps,
         "stopped_reason": stopped_reason,
-        "train_time_s": loop["train_time_s"],
-        "wall_time_s": loop["wall_time_s"],
-        "images_per_second": total_images / loop["train_time_s"] if loop["train_time_s"] else None,
-        "time_to_accuracy_s": loop["time_to_accuracy_s"],
-        "weights": {"last": "last.weights.h5", "best": "best.weights.h5", "ema": use_ema},
+        "train_time_s": state.train_time_s,
+        "wall_time_s": state.wall_time_s,
+        "images_per_second": total_images / state.train_time_s if state.train_time_s else None,
+        "time_to_accuracy_s": state.time_to_accuracy_s,
+        "weights": {"last": "last.weights.h5", "best": "best.weights.h5", "ema": loop.use_ema},
         "backend": dist.backend,
         "distribution": dist.kind,
         "num_replicas": dist.num_replicas,
@@ -408,14 +315,129 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         "keras_version": keras.__version__,
     }
     if dist.is_chief:
-        exporter.save(weights, "last.weights.h5")
+        loop.exporter.save(weights, "last.weights.h5")
         run_log.write_json(os.path.join(workdir, "final_metrics.json"), metrics)
     log.message(
-        f"Finished {config.model} ({config.recipe}) at step {loop['step']}/{total_steps}: eval error "
+        f"Finished {config.model} ({config.recipe}) at step {state.step}/{total_steps}: eval error "
         f"{100 * eval_error:.2f}% on {data.eval_split_name} ({data.eval.num_examples} examples), "
-        f"{metrics['images_per_second'] or 0:.0f} img/s, wall {loop['wall_time_s']:.0f}s."
+        f"{metrics['images_per_second'] or 0:.0f} img/s, wall {state.wall_time_s:.0f}s."
     )
     log.close()
     # Per-variable (sum, sum of |w|): lets processes and runs compare their weights without files.
     metrics["weights_fingerprint"] = [[float(np.sum(w, dtype=np.float64)), float(np.sum(np.abs(w), dtype=np.float64))] for w in weights]
     return metrics
+
+
+class _TrainingLoop:
+    """Runs the steps of one process: learning rate, metrics, log lines, evaluations and checkpoints.
+
+    Everything that must survive a restart lives in `state` (a :class:`LoopState`, saved in every
+    checkpoint); the rest is this process's wiring.
+    """
+
+    def __init__(self, *, config, dist, engine, lr_schedule, log, checkpointer, exporter, state: LoopState,
+                 steps_per_epoch: int, eval_every: int, train_pipe, eval_pipe):
+        self.config, self.dist, self.engine, self.lr_schedule = config, dist, engine, lr_schedule
+        self.log, self.checkpointer, self.exporter, self.state = log, checkpointer, exporter, state
+        self.steps_per_epoch, self.eval_every = steps_per_epoch, eval_every
+        self.train_pipe, self.eval_pipe = train_pipe, eval_pipe
+        self.total_steps = lr_schedule.total_steps
+        self.use_ema = config.ema_decay is not None
+        self._pending = []
+
+    def _learning_rate(self, step: int) -> float:
+        return self.lr_schedule(step, self.state.low_lr_warmup)
+
+    def _absorb(self) -> None:
+        """Fetch the pending step metrics, check them, and add them to the running sums."""
+        if not self._pending:
+            return
+        totals = np.sum(np.asarray([[float(v) for v in m] for m in self._pending]), axis=0)
+        self._pending.clear()
+        if not math.isfinite(totals[0]):
+            raise TrainingDivergedError(
+                f"Training loss became {totals[0]} by step {self.state.step} (learning rate "
+                f"{self._learning_rate(self.state.step - 1):.4g}). The run stopped; its last good "
+                f"checkpoint is in {self.checkpointer.directory}. Lower `base_lr`, add warm-up, or use float32."
+            )
+        self.state.add(totals)
+
+    def _log_interval(self) -> None:
+        state = self.state
+        interval = state.take_log_interval()
+        if interval is None:
+            return
+        train_loss, train_error = interval
+        if state.low_lr_warmup and train_error < self.config.warmup_until_train_error:
+            state.low_lr_warmup = False
+            self.log.message(f"Low-rate warm-up over at step {state.step} (training error {100 * train_error:.1f}%).")
+        self.log.scalars(state.step, {"train_loss": train_loss, "train_error": train_error,
+                                      "learning_rate": self._learning_rate(state.step - 1)})
+
+    def evaluate_and_record(self) -> None:
+        """Evaluate, add a history row, and export the weights when they are the best so far."""
+        state = self.state
+        eval_loss, eval_accuracy = self.engine.evaluate(self.eval_pipe, self.use_ema)
+        train_loss, train_error, images_per_second = state.take_eval_interval()
+        row = {
+            "step": state.step, "epoch": state.step / self.steps_per_epoch,
+            "learning_rate": self._learning_rate(state.step - 1),
+            "train_loss": train_loss, "train_error": train_error,
+            "eval_loss": eval_loss, "eval_error": 1.0 - eval_accuracy,
+            "train_time_s": state.train_time_s, "wall_time_s": state.wall_time_s,
+            "images_per_second": images_per_second,
+        }
+        state.record_accuracy(eval_accuracy, self.config.accuracy_targets)
+        self.log.add_row(row)
+        if state.improves_best(row["eval_error"]):
+            weights = self.engine.export_weights(self.use_ema)
+            if self.dist.is_chief:
+                self.exporter.save(weights, "best.weights.h5")
+
+    def run(self) -> Optional[str]:
+        """Train until the schedule ends or the time budget is spent; returns why it stopped early (or None)."""
+        config, state, total_steps = self.config, self.state, self.total_steps
+        stopped_reason = None
+        segment_start = time.perf_counter()
+        while state.step < total_steps and stopped_reason is None:
+            epoch, start = divmod(state.step, self.steps_per_epoch)
+            self.engine.set_learning_rate(self._learning_rate(state.step))
+            step_clock = time.perf_counter()
+            for metrics in self.engine.train_steps(self.train_pipe, epoch, self.steps_per_epoch, start):
+                self._pending.append(metrics)
+                state.step += 1
+                step = state.step
+                checkpoint_due = step % config.checkpoint_every_steps == 0
+                eval_due = step % self.eval_every == 0 or step == total_steps
+                if step % config.log_every_steps == 0 or checkpoint_due or eval_due:
+                    self._absorb()
+                    now = time.perf_counter()
+                    state.train_time_s += now - step_clock
+                    state.wall_time_s += now - segment_start
+                    segment_start = step_clock = now
+                    if step % config.log_every_steps == 0:
+                        self._log_interval()
+                    if config.max_train_seconds is not None and state.wall_time_s >= config.max_train_seconds:
+                        stopped_reason = f"max_train_seconds={config.max_train_seconds:g} reached"
+                    if eval_due or stopped_reason:
+                        self.evaluate_and_record()
+                    if checkpoint_due or stopped_reason or step == total_steps:
+                        self.checkpointer.save(step, self.engine.get_state(), state.to_dict())
+                    now = time.perf_counter()
+                    state.wall_time_s += now - segment_start
+                    segment_start = step_clock = now
+                if stopped_reason or step >= total_steps:
+                    break
+                self.engine.set_learning_rate(self._learning_rate(step))
+        return stopped_reason
+
+    def final_evaluation(self, final_pipe) -> Tuple[float, float]:
+        """(eval error, eval loss) of the final weights: the last row, or a pass with the final crops."""
+        rows = self.log.rows
+        if not rows or rows[-1]["step"] != self.state.step:
+            self.evaluate_and_record()
+        eval_error, eval_loss = rows[-1]["eval_error"], rows[-1]["eval_loss"]
+        if final_pipe is not None:
+            eval_loss, accuracy = self.engine.evaluate(final_pipe, self.use_ema)
+            eval_error = 1.0 - accuracy
+        return eval_error, eval_loss
