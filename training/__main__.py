@@ -19,6 +19,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="override a config field (repeatable), e.g. --set base_lr=0.05 --set lr_boundaries=30,60")
     parser.add_argument("--distribution", default=None,
                         help="shortcut for --set distribution=...: auto, none, mirrored, multi_worker, tpu, jax_data_parallel")
+    parser.add_argument("--curves", default=None, metavar="PNG",
+                        help="after training, draw the run's training/test error curves into this PNG (training.plot)")
     return parser.parse_args(argv)
 
 
@@ -42,6 +44,14 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.curves:
+        from .plot import plot_runs
+
+        try:
+            print(plot_runs([args.workdir], args.curves), flush=True)
+        except (ValueError, OSError) as error:
+            # The run itself is complete and saved; only the picture is missing.
+            print(f"warning: could not draw the curves into {args.curves}: {error}", file=sys.stderr)
     return 0
 
 

@@ -362,6 +362,27 @@ class _TrainingLoop:
             )
         self.state.add(totals)
 
+    def _tick(self, training: bool) -> None:
+        """Add the time since the previous tick to the wall time (and to the training time if `training`).
+
+        One clock runs through the whole loop, epoch ends included, so every second lands in exactly
+        one of training and overhead (evaluation, checkpoints, logging).
+        """
+        now = time.perf_counter()
+        elapsed = now - self._mark
+        self.state.wall_time_s += elapsed
+        if training:
+            self.state.train_time_s += elapsed
+        self._mark = now
+
+    def _eta_s(self) -> Optional[float]:
+        """Seconds until the end of the schedule at this session's average wall time per step."""
+        start_step, start_wall = self._session_start
+        done = self.state.step - start_step
+        if done <= 0:
+            return None
+        return (self.total_steps - self.state.step) * (self.state.wall_time_s - start_wall) / done
+
     def _log_interval(self) -> None:
         state = self.state
         interval = state.take_log_interval()
@@ -371,8 +392,16 @@ class _TrainingLoop:
         if state.low_lr_warmup and train_error < self.config.warmup_until_train_error:
             state.low_lr_warmup = False
             self.log.message(f"Low-rate warm-up over at step {state.step} (training error {100 * train_error:.1f}%).")
-        self.log.scalars(state.step, {"train_loss": train_loss, "train_error": train_error,
-                                      "learning_rate": self._learning_rate(state.step - 1)})
+        start_step, start_train = self._interval_start
+        seconds = state.train_time_s - start_train
+        images = (state.step - start_step) * self.config.global_batch_size
+        self._interval_start = (state.step, state.train_time_s)
+        self.log.training_line(
+            state.step,
+            {"train_loss": train_loss, "train_error": train_error, "learning_rate": self._learning_rate(state.step - 1)},
+            images / seconds if seconds > 0 else math.nan,
+            self._eta_s(),
+        )
 
     def evaluate_and_record(self) -> None:
         """Evaluate, add a history row, and export the weights when they are the best so far."""
@@ -388,7 +417,7 @@ class _TrainingLoop:
             "images_per_second": images_per_second,
         }
         state.record_accuracy(eval_accuracy, self.config.accuracy_targets)
-        self.log.add_row(row)
+        self.log.add_row(row, self._eta_s())
         if state.improves_best(row["eval_error"]):
             weights = self.engine.export_weights(self.use_ema)
             if self.dist.is_chief:
@@ -398,24 +427,23 @@ class _TrainingLoop:
         """Train until the schedule ends or the time budget is spent; returns why it stopped early (or None)."""
         config, state, total_steps = self.config, self.state, self.total_steps
         stopped_reason = None
-        segment_start = time.perf_counter()
+        self._mark = time.perf_counter()
+        self._session_start = (state.step, state.wall_time_s)
+        self._interval_start = (state.step, state.train_time_s)
         while state.step < total_steps and stopped_reason is None:
             epoch, start = divmod(state.step, self.steps_per_epoch)
             self.engine.set_learning_rate(self._learning_rate(state.step))
-            step_clock = time.perf_counter()
             for metrics in self.engine.train_steps(self.train_pipe, epoch, self.steps_per_epoch, start):
                 self._pending.append(metrics)
                 state.step += 1
                 step = state.step
+                log_due = step % config.log_every_steps == 0
                 checkpoint_due = step % config.checkpoint_every_steps == 0
                 eval_due = step % self.eval_every == 0 or step == total_steps
-                if step % config.log_every_steps == 0 or checkpoint_due or eval_due:
+                if log_due or checkpoint_due or eval_due:
                     self._absorb()
-                    now = time.perf_counter()
-                    state.train_time_s += now - step_clock
-                    state.wall_time_s += now - segment_start
-                    segment_start = step_clock = now
-                    if step % config.log_every_steps == 0:
+                    self._tick(training=True)
+                    if log_due:
                         self._log_interval()
                     if config.max_train_seconds is not None and state.wall_time_s >= config.max_train_seconds:
                         stopped_reason = f"max_train_seconds={config.max_train_seconds:g} reached"
@@ -423,9 +451,7 @@ class _TrainingLoop:
                         self.evaluate_and_record()
                     if checkpoint_due or stopped_reason or step == total_steps:
                         self.checkpointer.save(step, self.engine.get_state(), state.to_dict())
-                    now = time.perf_counter()
-                    state.wall_time_s += now - segment_start
-                    segment_start = step_clock = now
+                    self._tick(training=False)
                 if stopped_reason or step >= total_steps:
                     break
                 self.engine.set_learning_rate(self._learning_rate(step))
