@@ -9,6 +9,8 @@ import os
 import sys
 from typing import List, Optional
 
+from .workdir import atomic_write
+
 HISTORY_FIELDS = (
     "step", "epoch", "learning_rate", "train_loss", "train_error", "eval_loss", "eval_error",
     "train_time_s", "images_per_second",
@@ -28,12 +30,13 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 def write_json(path: str, payload) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    temporary = path + ".tmp"
-    with open(temporary, "w") as handle:
+    """Write JSON atomically (temporary file + rename); WorkdirWriteError naming `path` on failure."""
+
+    def write(handle):
         json.dump(payload, handle, indent=2, sort_keys=False)
         handle.write("\n")
-    os.replace(temporary, path)
+
+    atomic_write(path, write)
 
 
 class RunLog:
@@ -116,12 +119,13 @@ class RunLog:
             return
         self.scalars(row["step"], {"eval_loss": row["eval_loss"], "eval_error": row["eval_error"]})
         write_json(os.path.join(self.workdir, "history.json"), self.rows)
-        temporary = os.path.join(self.workdir, "history.csv.tmp")
-        with open(temporary, "w", newline="") as handle:
+
+        def write_csv(handle):
             writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(temporary, os.path.join(self.workdir, "history.csv"))
+
+        atomic_write(os.path.join(self.workdir, "history.csv"), write_csv)
         self._print(
             f"step {row['step']}/{self.total_steps} epoch {row['epoch']:.2f} lr {row['learning_rate']:.4g} "
             f"train_loss {row['train_loss']:.4f} train_err {100 * row['train_error']:.2f}% "

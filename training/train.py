@@ -18,8 +18,11 @@ Workdir format (read by the weights publishing tool; see the README's "Training"
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Optional, Tuple
 
@@ -32,6 +35,7 @@ from keras_resnets.weights.catalog import IMAGENET_MEAN, IMAGENET_STD
 from keras_resnets.weights.fingerprint import save_weights
 
 from . import modeling, run_log
+from . import workdir as workdir_lib
 from . import schedule as schedule_lib
 from .checkpoint import Checkpointer
 from .loop_state import LoopState
@@ -42,6 +46,59 @@ _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mix
 
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT stopped the run after a step; that step's checkpoint is written.
+
+    Attributes:
+        signal_number: the signal received.
+        step, total_steps: where the run stopped.
+        exit_status: the conventional status of a process stopped by that signal (128 + number:
+            143 for SIGTERM, 130 for SIGINT), which ``python -m training`` exits with.
+    """
+
+    def __init__(self, signal_number: int, step: int, total_steps: int, checkpoint: str):
+        self.signal_number, self.step, self.total_steps = signal_number, step, total_steps
+        self.exit_status = 128 + signal_number
+        super().__init__(
+            f"Stopped by {signal.Signals(signal_number).name} at step {step}/{total_steps}; checkpoint written "
+            f"to {checkpoint}. Rerun the same command to resume."
+        )
+
+
+class _StopSignals:
+    """While active (main thread only), SIGTERM and SIGINT ask the loop to checkpoint and stop.
+
+    A second signal stops at once (the default behaviour), e.g. a second Ctrl-C during a long evaluation.
+    """
+
+    NUMBERS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = {}
+
+    def _handle(self, number, frame):
+        if self.received is not None:
+            self._restore()
+            signal.raise_signal(number)
+            return
+        self.received = number
+
+    def _restore(self):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for number in self.NUMBERS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
 
 
 def _normalization(config: TrainConfig, data: input_pipeline.Data):
@@ -127,12 +184,39 @@ def _check_batch(config, dist):
             )
 
 
-def _setup_determinism(config, backend):
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic and backend == "tensorflow":
-        import tensorflow as tf
+def _setup_determinism(config, backend) -> Optional[str]:
+    """Seed everything and, with `deterministic`, make TensorFlow's results repeat bit for bit.
 
-        tf.config.experimental.enable_op_determinism()
+    Must run before TensorFlow executes its first operation (the thread pools are fixed then). Returns
+    a warning when determinism cannot be guaranteed, else None.
+    """
+    if not (config.deterministic and backend == "tensorflow"):
+        keras.utils.set_random_seed(config.seed)
+        return None
+    import tensorflow as tf
+
+    warning = None
+    single_cpu_device = (
+        config.distribution in ("auto", "none") and not os.environ.get("TF_CONFIG")
+        and not tf.config.list_physical_devices("GPU") and not tf.config.list_physical_devices("TPU")
+    )
+    # With several inter-op threads TensorFlow runs independent ops of a step concurrently, and on a
+    # multi-core CPU two identical ResNet-20 runs then differ after one step even with op determinism
+    # (oneDNN on or off). One inter-op thread (each op still uses every core) makes them identical.
+    # Only for one CPU device: collective ops of several replicas need concurrent ops.
+    if single_cpu_device and tf.config.threading.get_inter_op_parallelism_threads() != 1 \
+            and os.environ.get("TF_NUM_INTEROP_THREADS") != "1":
+        try:
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            warning = (
+                "warning: deterministic=true, but TensorFlow already started with several inter-op threads, so "
+                "runs may differ in the last bits on a multi-core CPU. Start the process with "
+                "TF_NUM_INTEROP_THREADS=1 (or train through `python -m training`, which sets it in time)."
+            )
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    return warning
 
 
 class _Exporter:
@@ -147,8 +231,14 @@ class _Exporter:
             self._model = modeling.build_model(self.config, self.num_classes, self.image_size, logits=False)
         self._model.set_weights(weights)
         path = os.path.join(self.workdir, name)
-        save_weights(self._model, path + ".tmp.weights.h5")
-        os.replace(path + ".tmp.weights.h5", path)
+        temporary = path + ".tmp.weights.h5"
+        try:
+            save_weights(self._model, temporary)
+            os.replace(temporary, path)
+        except OSError as error:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise workdir_lib.write_failure(path, error, "The checkpoints are intact; a rerun resumes and writes it again.") from error
         return path
 
 
@@ -173,35 +263,82 @@ def _resolved_config(config, dist, data, steps_per_epoch, total_steps, image_siz
     return resolved
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
+def train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool = False) -> dict:
     """Train `config.model` with `config` and evaluate it, writing everything to `workdir`.
 
-    Resumes from the newest checkpoint in `workdir` if there is one (same config expected). Returns
-    the final metrics (written to ``final_metrics.json`` by the chief), plus ``weights_fingerprint``
-    (per weight: sum and sum of absolute values) on every process. The global Keras dtype policy and
-    distribution are restored afterwards.
+    Resumes from the newest intact checkpoint in `workdir` if there is one. The workdir remembers its
+    run (``run.json``): other result-changing settings or data are refused, as is a workdir with history
+    but no intact checkpoint. `new_run` starts from step 0 instead, after moving the workdir's earlier
+    run files into ``previous/<time>/``. SIGTERM and SIGINT stop the run after the current step with a
+    checkpoint. Returns the final metrics (written to ``final_metrics.json`` by the chief), plus
+    ``weights_fingerprint`` (per weight: sum and sum of absolute values) on every process. The global
+    Keras dtype policy and distribution are restored afterwards.
 
     Raises:
         ValueError: invalid configuration, data or distribution setup.
+        RunMismatchError, RunStateError (ValueErrors): the workdir holds another run, or cannot resume.
+        WorkdirWriteError (an OSError): a file of the workdir could not be written (names the file).
         TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept).
+        TrainingInterrupted: SIGTERM/SIGINT arrived; the checkpoint of the step reached is written.
     """
     policy = keras.config.dtype_policy()
     distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
     try:
-        return _train_and_evaluate(config, workdir)
+        return _train_and_evaluate(config, workdir, new_run)
     finally:
         keras.config.set_dtype_policy(policy)
         if keras.backend.backend() == "jax":
             keras.distribution.set_distribution(distribution)
 
 
-def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
+def _prepare_workdir(config, workdir, image_size, is_chief, new_run, checkpointer, notes):
+    """Check that `workdir` may hold this run and find where to resume; returns (prior record, restored).
+
+    Runs before the data is loaded, so refusals come at once.
+    """
+    if is_chief:
+        workdir_lib.ensure_workdir(workdir)
+    if new_run:
+        moved = workdir_lib.set_aside(workdir) if is_chief else None
+        if moved:
+            notes.append(f"--new-run: the earlier run's files are now in {moved}.")
+        return None, None
+    prior = workdir_lib.read_run_record(workdir) if workdir_lib.has_progress(workdir) else None
+    if prior is not None:
+        resolved = dict(dataclasses.asdict(config), image_size=image_size)
+        workdir_lib.check_same_run(workdir, prior, config=workdir_lib.result_fields(resolved))
+    restored = checkpointer.restore_latest(report=notes.append)
+    if restored is None:
+        found = []
+        history = os.path.join(workdir, "history.json")
+        if os.path.exists(history):
+            try:
+                with open(history) as handle:
+                    steps = [row["step"] for row in json.load(handle)]
+                found.append(f"history.json: {len(steps)} evaluation rows up to step {max(steps, default=0)}")
+            except (OSError, ValueError, KeyError, TypeError):
+                found.append("history.json (unreadable)")
+        if os.path.exists(os.path.join(workdir, "final_metrics.json")):
+            found.append("final_metrics.json")
+        if found:
+            raise workdir_lib.RunStateError(
+                f"The workdir {workdir} holds the results of a run ({'; '.join(found)}) but no intact checkpoint "
+                f"in {checkpointer.directory}, so it cannot resume; starting again from step 0 would overwrite "
+                f"them. Pass --new-run (new_run=True) to move them into {os.path.join(workdir, workdir_lib.PREVIOUS_DIR)}/ "
+                "and start from step 0, or use another --workdir."
+            )
+    return prior, restored
+
+
+def _train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool) -> dict:
     config = validate(config)
     backend = keras.backend.backend()
     if backend == "jax" and config.deterministic:
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_gpu_deterministic_ops" not in flags:
             os.environ["XLA_FLAGS"] = (flags + " --xla_gpu_deterministic_ops=true").strip()
+    notes = []
+    determinism_warning = _setup_determinism(config, backend)  # Before the first TensorFlow op.
     dist = resolve_distribution(config.distribution, tpu_address=config.tpu_address)
     _check_batch(config, dist)
     if config.max_train_seconds is not None and dist.num_workers > 1:
@@ -209,10 +346,11 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
             "`max_train_seconds` would let workers stop at different steps (and hang the others); with "
             f"several workers set `train_length` instead. Received: max_train_seconds={config.max_train_seconds}"
         )
-    _setup_determinism(config, backend)
     keras.config.set_dtype_policy(_POLICIES[config.mixed_precision])
 
     image_size = config.image_size or modeling.default_image_size(config.model)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), dist.is_chief, config.keep_checkpoints)
+    prior, restored = _prepare_workdir(config, workdir, image_size, dist.is_chief, new_run, checkpointer, notes)
     data = input_pipeline.load_data(
         config.dataset,
         data_dir=config.data_dir,
@@ -226,6 +364,11 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         eval_examples=config.eval_examples,
         seed=config.seed,
     )
+    identity = workdir_lib.data_identity(
+        data.class_names, data.train.labels, data.eval.labels, data.train.num_examples, data.eval.num_examples
+    )
+    if prior is not None:
+        workdir_lib.check_same_run(workdir, prior, data=identity)
     steps_per_epoch = data.train.num_examples // config.global_batch_size
     if steps_per_epoch < 1:
         raise ValueError(
@@ -246,23 +389,25 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     engine = _make_engine(config, dist, data.num_classes, image_size, mean, std)
 
     if dist.is_chief:
-        os.makedirs(workdir, exist_ok=True)
-        run_log.write_json(
-            os.path.join(workdir, "config.json"),
-            _resolved_config(config, dist, data, steps_per_epoch, total_steps, image_size, lr_schedule),
-        )
+        resolved = _resolved_config(config, dist, data, steps_per_epoch, total_steps, image_size, lr_schedule)
+        if prior is None or prior.get("format", 0) < 1:
+            # A new run, or one of an older version: record what it is from now on.
+            workdir_lib.write_run_record(workdir, workdir_lib.result_fields(resolved), identity)
+        run_log.write_json(os.path.join(workdir, "config.json"), resolved)
         if config.normalization == "per_pixel_mean":
-            np.save(os.path.join(workdir, "pixel_mean.npy"), mean)
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), dist.is_chief, config.keep_checkpoints)
+            workdir_lib.atomic_write(os.path.join(workdir, "pixel_mean.npy"), lambda handle: np.save(handle, mean), mode="wb")
     state = LoopState(low_lr_warmup=config.warmup_lr is not None)
-    restored = checkpointer.restore_latest()
     if restored is not None:
         _, arrays, saved_state = restored
         state = LoopState.from_dict(saved_state)
         engine.set_state(arrays)
     log = run_log.RunLog(workdir, dist.is_chief, state.step, total_steps)
+    for note in notes + ([determinism_warning] if determinism_warning else []):
+        log.message(note)
     if restored is not None:
-        log.message(f"Resumed from {checkpointer.directory} at step {state.step}.")
+        log.message(f"Resumed from {checkpointer.path(restored[0])} at step {state.step}.")
+        if state.step >= total_steps:
+            log.message(f"The run is already complete ({state.step}/{total_steps} steps); its final outputs are written again.")
     loop = _TrainingLoop(
         config=config, dist=dist, engine=engine, lr_schedule=lr_schedule, log=log, checkpointer=checkpointer,
         exporter=_Exporter(config, data.num_classes, image_size, workdir), state=state,
@@ -424,12 +569,25 @@ class _TrainingLoop:
                 self.exporter.save(weights, "best.weights.h5")
 
     def run(self) -> Optional[str]:
-        """Train until the schedule ends or the time budget is spent; returns why it stopped early (or None)."""
+        """Train until the schedule ends or the time budget is spent; returns why it stopped early (or None).
+
+        Raises:
+            TrainingInterrupted: SIGTERM or SIGINT arrived; the checkpoint of the step reached is written.
+        """
+        with _StopSignals() as signals:
+            return self._run(signals)
+
+    def _run(self, signals: "_StopSignals") -> Optional[str]:
         config, state, total_steps = self.config, self.state, self.total_steps
         stopped_reason = None
-        self._mark = time.perf_counter()
         self._session_start = (state.step, state.wall_time_s)
         self._interval_start = (state.step, state.train_time_s)
+        rows = self.log.rows
+        if (state.step % self.eval_every == 0 or state.step == total_steps) and state.step and (not rows or rows[-1]["step"] != state.step):
+            # A signal stopped the run on an evaluation step before it evaluated: do it now, as an
+            # uninterrupted run would have.
+            self.evaluate_and_record()
+        self._mark = last_checkpoint = time.perf_counter()
         while state.step < total_steps and stopped_reason is None:
             epoch, start = divmod(state.step, self.steps_per_epoch)
             self.engine.set_learning_rate(self._learning_rate(state.step))
@@ -438,7 +596,12 @@ class _TrainingLoop:
                 state.step += 1
                 step = state.step
                 log_due = step % config.log_every_steps == 0
-                checkpoint_due = step % config.checkpoint_every_steps == 0
+                checkpoint_due = (
+                    step % config.checkpoint_every_steps == 0
+                    or signals.received is not None
+                    or (config.checkpoint_every_seconds is not None
+                        and time.perf_counter() - last_checkpoint >= config.checkpoint_every_seconds)
+                )
                 eval_due = step % self.eval_every == 0 or step == total_steps
                 if log_due or checkpoint_due or eval_due:
                     self._absorb()
@@ -447,10 +610,17 @@ class _TrainingLoop:
                         self._log_interval()
                     if config.max_train_seconds is not None and state.wall_time_s >= config.max_train_seconds:
                         stopped_reason = f"max_train_seconds={config.max_train_seconds:g} reached"
-                    if eval_due or stopped_reason:
+                    if (eval_due or stopped_reason) and signals.received is None:
                         self.evaluate_and_record()
                     if checkpoint_due or stopped_reason or step == total_steps:
-                        self.checkpointer.save(step, self.engine.get_state(), state.to_dict())
+                        saved = self.checkpointer.save(step, self.engine.get_state(), state.to_dict())
+                        last_checkpoint = time.perf_counter()
+                        if signals.received is not None:
+                            self._tick(training=False)
+                            interrupted = TrainingInterrupted(signals.received, step, total_steps, saved or self.checkpointer.directory)
+                            self.log.message(str(interrupted))
+                            self.log.close()
+                            raise interrupted
                     self._tick(training=False)
                 if stopped_reason or step >= total_steps:
                     break
