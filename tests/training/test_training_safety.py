@@ -200,7 +200,7 @@ def test_sigterm_checkpoints_the_current_step_and_exits_143(tiny_cifar_root, tmp
     from training import engine_tf
     from training.__main__ import main
 
-    # SIGTERM arrives while step 3 trains; steps 2 and 4 are the regular checkpoints.
+    # SIGTERM arrives while step 3 trains; steps 2 and 4 are the regular checkpoints, 3 and 6 evaluate.
     real_train_steps = engine_tf.TensorFlowEngine.train_steps
 
     def terminated_during_step_3(self, pipeline, epoch, steps_per_epoch, start_step):
@@ -215,16 +215,18 @@ def test_sigterm_checkpoints_the_current_step_and_exits_143(tiny_cifar_root, tmp
     args = ["--config", "cifar10_paper", "--model", "resnet8", "--workdir", str(workdir)] + [
         f"--set={item}" for item in ("dataset=image_folder", f"data_dir={tiny_cifar_root}", "image_size=16",
                                      "global_batch_size=20", "train_length=6", "lr_boundaries=", "checkpoint_every_steps=2",
-                                     "xla=false")
+                                     "eval_every_steps=3", "xla=false")
     ]
     assert main(args) == 143
     assert "Stopped by SIGTERM at step 3/6; checkpoint written to" in capsys.readouterr().out
     assert Checkpointer(str(workdir / "checkpoints")).steps() == [2, 3]
+    assert not (workdir / "history.json").exists()  # Stopping skipped the evaluation of step 3...
     assert signal.getsignal(signal.SIGTERM) == handler_before  # The loop's handler is gone with it.
     monkeypatch.setattr(engine_tf.TensorFlowEngine, "train_steps", real_train_steps)
     assert main(args) == 0
     assert "ckpt-000000003.npz at step 3." in capsys.readouterr().out
     assert json.loads((workdir / "final_metrics.json").read_text())["steps"] == 6
+    assert [row["step"] for row in json.loads((workdir / "history.json").read_text())] == [3, 6]  # ...done on resume.
 
 
 @pytest.mark.slow
