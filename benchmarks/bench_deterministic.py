@@ -33,12 +33,13 @@ def _worker(deterministic: bool, steps: int) -> dict:
     from keras_resnets.tasks.distribution import resolve_distribution
     from training.config import TrainConfig
     from training.engine_tf import TensorFlowEngine
-    from training.train import _setup_determinism
+    from training.train import _setup_determinism, _single_inter_op_thread
 
     config = TrainConfig(model="resnet20", xla=False, distribution="none", deterministic=deterministic)
-    warning = _setup_determinism(config, "tensorflow")  # What train_and_evaluate does first.
+    warning = _single_inter_op_thread(config, "tensorflow")  # What train_and_evaluate does first.
     if warning:
         raise SystemExit(warning)
+    _setup_determinism(config, "tensorflow")
     engine = TensorFlowEngine(config, resolve_distribution("none"), 10, 32, np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32))
     rng = np.random.default_rng(0)
     batch = (tf.constant(rng.integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)), tf.constant(rng.integers(0, 10, BATCH).astype(np.int32)))

@@ -184,39 +184,44 @@ def _check_batch(config, dist):
             )
 
 
-def _setup_determinism(config, backend) -> Optional[str]:
-    """Seed everything and, with `deterministic`, make TensorFlow's results repeat bit for bit.
+def _single_inter_op_thread(config, backend) -> Optional[str]:
+    """With `deterministic` on one CPU device, run TensorFlow with one inter-op thread.
 
-    Must run before TensorFlow executes its first operation (the thread pools are fixed then). Returns
-    a warning when determinism cannot be guaranteed, else None.
+    With several inter-op threads TensorFlow runs independent ops of a step concurrently, and on a
+    multi-core CPU two identical ResNet-20 runs then differ after one step even with op determinism
+    (oneDNN on or off); with one (each op still uses every core) they are identical. Not for several
+    replicas or workers: their collective ops need ops to run concurrently. Must run before TensorFlow
+    executes its first operation (its thread pools are fixed then). Returns a warning when that is too
+    late, else None.
     """
     if not (config.deterministic and backend == "tensorflow"):
-        keras.utils.set_random_seed(config.seed)
         return None
     import tensorflow as tf
 
-    warning = None
     single_cpu_device = (
         config.distribution in ("auto", "none") and not os.environ.get("TF_CONFIG")
         and not tf.config.list_physical_devices("GPU") and not tf.config.list_physical_devices("TPU")
     )
-    # With several inter-op threads TensorFlow runs independent ops of a step concurrently, and on a
-    # multi-core CPU two identical ResNet-20 runs then differ after one step even with op determinism
-    # (oneDNN on or off). One inter-op thread (each op still uses every core) makes them identical.
-    # Only for one CPU device: collective ops of several replicas need concurrent ops.
-    if single_cpu_device and tf.config.threading.get_inter_op_parallelism_threads() != 1 \
-            and os.environ.get("TF_NUM_INTEROP_THREADS") != "1":
-        try:
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            warning = (
-                "warning: deterministic=true, but TensorFlow already started with several inter-op threads, so "
-                "runs may differ in the last bits on a multi-core CPU. Start the process with "
-                "TF_NUM_INTEROP_THREADS=1 (or train through `python -m training`, which sets it in time)."
-            )
+    if not single_cpu_device or tf.config.threading.get_inter_op_parallelism_threads() == 1 \
+            or os.environ.get("TF_NUM_INTEROP_THREADS") == "1":
+        return None
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        return (
+            "warning: deterministic=true, but TensorFlow already started with several inter-op threads, so "
+            "runs may differ in the last bits on a multi-core CPU. Start the process with "
+            "TF_NUM_INTEROP_THREADS=1 (or train through `python -m training`, which sets it in time)."
+        )
+    return None
+
+
+def _setup_determinism(config, backend):
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    return warning
+    if config.deterministic and backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 class _Exporter:
@@ -338,7 +343,7 @@ def _train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool) -> dic
         if "xla_gpu_deterministic_ops" not in flags:
             os.environ["XLA_FLAGS"] = (flags + " --xla_gpu_deterministic_ops=true").strip()
     notes = []
-    determinism_warning = _setup_determinism(config, backend)  # Before the first TensorFlow op.
+    determinism_warning = _single_inter_op_thread(config, backend)  # Before the first TensorFlow op.
     dist = resolve_distribution(config.distribution, tpu_address=config.tpu_address)
     _check_batch(config, dist)
     if config.max_train_seconds is not None and dist.num_workers > 1:
@@ -346,6 +351,8 @@ def _train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool) -> dic
             "`max_train_seconds` would let workers stop at different steps (and hang the others); with "
             f"several workers set `train_length` instead. Received: max_train_seconds={config.max_train_seconds}"
         )
+    # Seeded after the distribution is set up, as always: creating a strategy may draw random numbers.
+    _setup_determinism(config, backend)
     keras.config.set_dtype_policy(_POLICIES[config.mixed_precision])
 
     image_size = config.image_size or modeling.default_image_size(config.model)
