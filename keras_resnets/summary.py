@@ -1,12 +1,15 @@
 """The model table: parameters, multiply-adds and the paper's error for every registered model.
 
-Run ``python -m keras_resnets.summary`` to print it as Markdown (the README's table is this output).
+Run ``python -m keras_resnets.summary`` to print it as Markdown (the README's table is this output);
+one progress line per model goes to stderr while the models are built.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Dict, List
+import sys
+import time
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -38,10 +41,18 @@ def trainable_parameter_count(model: keras.Model) -> int:
     return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
-def model_table(names: List[str] = None) -> List[Dict]:
-    """One row per model: name, family, depth, parameters, multiply-adds (both layouts), paper error."""
+def model_table(names: List[str] = None, progress: Optional[Callable[[str], None]] = None) -> List[Dict]:
+    """One row per model: name, family, depth, parameters, multiply-adds (both layouts), paper error.
+
+    Args:
+        names: the models (default: every registered model).
+        progress: called with one line per model once it is built and counted (building the 22
+            models takes a while on a CPU).
+    """
     rows = []
-    for name in names or list_models():
+    names = list(names or list_models())
+    for index, name in enumerate(names, 1):
+        started = time.perf_counter()
         entry = model_entry(name)
         model = entry.builder()
         row = {
@@ -59,6 +70,8 @@ def model_table(names: List[str] = None) -> List[Dict]:
             row["mult_adds_paper_layout"] = count_multiply_adds(entry.builder(downsample="conv1x1"))
         rows.append(row)
         keras.backend.clear_session()
+        if progress is not None:
+            progress(f"[{index}/{len(names)}] {name}: {row['params']:,} params, built in {time.perf_counter() - started:.1f}s")
     return rows
 
 
@@ -88,7 +101,9 @@ def main(argv=None) -> None:
     parser.add_argument("--skip", nargs="*", default=[], help="model names to leave out")
     args = parser.parse_args(argv)
     names = [n for n in list_models(family=args.family) if n not in args.skip]
-    print(format_markdown(model_table(names)))
+    # Progress goes to stderr so that stdout stays the Markdown table alone.
+    table = model_table(names, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_markdown(table))
 
 
 if __name__ == "__main__":

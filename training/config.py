@@ -92,6 +92,9 @@ class TrainConfig:
     eval_every_steps: Optional[int] = None  # None: at the end of every epoch.
     log_every_steps: int = 50
     checkpoint_every_steps: int = 1000
+    # Also checkpoint when this much wall time passed since the last one (None: by steps only), so a
+    # slow CPU run loses at most about this much work.
+    checkpoint_every_seconds: Optional[float] = 600.0
     keep_checkpoints: int = 2
     max_train_seconds: Optional[float] = None  # Stop (and finish cleanly) after this much training time.
     accuracy_targets: Tuple[float, ...] = ()  # Report the time to reach each of these eval accuracies.
@@ -200,6 +203,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"`label_smoothing` must be in [0, 1). Received: label_smoothing={config.label_smoothing!r}")
     if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
         raise ValueError(f"`ema_decay` must be in (0, 1) or None. Received: ema_decay={config.ema_decay!r}")
+    if config.checkpoint_every_seconds is not None and not config.checkpoint_every_seconds > 0:
+        raise ValueError(
+            "`checkpoint_every_seconds` must be > 0 or None (checkpoints by steps only). "
+            f"Received: checkpoint_every_seconds={config.checkpoint_every_seconds!r}"
+        )
     if config.eval_every_steps is not None and config.eval_every_steps < 1:
         raise ValueError(f"`eval_every_steps` must be >= 1 or None. Received: eval_every_steps={config.eval_every_steps!r}")
     return config

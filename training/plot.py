@@ -62,7 +62,7 @@ def _plot_matplotlib(curves, out, title):
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(out)
+    figure.savefig(out, format="png")
     plt.close(figure)
 
 
@@ -106,12 +106,19 @@ def plot_runs(run_dirs: Sequence[str], out: str, labels: Optional[Sequence[str]]
     """Draw the runs' curves into the PNG `out` and return its path."""
     curves = _curves(run_dirs, labels)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    # Drawn under a temporary name and renamed: a reader never sees half a PNG.
+    temporary = out + ".tmp"
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        _plot_pillow(curves, out, title or DEFAULT_TITLE)
-    else:
-        _plot_matplotlib(curves, out, title or DEFAULT_TITLE)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            _plot_pillow(curves, temporary, title or DEFAULT_TITLE)
+        else:
+            _plot_matplotlib(curves, temporary, title or DEFAULT_TITLE)
+        os.replace(temporary, out)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
     return out
 
 

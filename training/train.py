@@ -18,9 +18,13 @@ Workdir format (read by the weights publishing tool; see the README's "Training"
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import signal
+import threading
 import time
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
@@ -31,8 +35,10 @@ from keras_resnets.weights.catalog import IMAGENET_MEAN, IMAGENET_STD
 from keras_resnets.weights.fingerprint import save_weights
 
 from . import modeling, run_log
+from . import workdir as workdir_lib
 from . import schedule as schedule_lib
 from .checkpoint import Checkpointer
+from .loop_state import LoopState
 from .config import TrainConfig, validate
 
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -40,6 +46,59 @@ _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mix
 
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT stopped the run after a step; that step's checkpoint is written.
+
+    Attributes:
+        signal_number: the signal received.
+        step, total_steps: where the run stopped.
+        exit_status: the conventional status of a process stopped by that signal (128 + number:
+            143 for SIGTERM, 130 for SIGINT), which ``python -m training`` exits with.
+    """
+
+    def __init__(self, signal_number: int, step: int, total_steps: int, checkpoint: str):
+        self.signal_number, self.step, self.total_steps = signal_number, step, total_steps
+        self.exit_status = 128 + signal_number
+        super().__init__(
+            f"Stopped by {signal.Signals(signal_number).name} at step {step}/{total_steps}; checkpoint written "
+            f"to {checkpoint}. Rerun the same command to resume."
+        )
+
+
+class _StopSignals:
+    """While active (main thread only), SIGTERM and SIGINT ask the loop to checkpoint and stop.
+
+    A second signal stops at once (the default behaviour), e.g. a second Ctrl-C during a long evaluation.
+    """
+
+    NUMBERS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = {}
+
+    def _handle(self, number, frame):
+        if self.received is not None:
+            self._restore()
+            signal.raise_signal(number)
+            return
+        self.received = number
+
+    def _restore(self):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for number in self.NUMBERS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
 
 
 def _normalization(config: TrainConfig, data: input_pipeline.Data):
@@ -125,6 +184,38 @@ def _check_batch(config, dist):
             )
 
 
+def _single_inter_op_thread(config, backend) -> Optional[str]:
+    """With `deterministic` on one CPU device, run TensorFlow with one inter-op thread.
+
+    With several inter-op threads TensorFlow runs independent ops of a step concurrently, and on a
+    multi-core CPU two identical ResNet-20 runs then differ after one step even with op determinism
+    (oneDNN on or off); with one (each op still uses every core) they are identical. Not for several
+    replicas or workers: their collective ops need ops to run concurrently. Must run before TensorFlow
+    executes its first operation (its thread pools are fixed then). Returns a warning when that is too
+    late, else None.
+    """
+    if not (config.deterministic and backend == "tensorflow"):
+        return None
+    import tensorflow as tf
+
+    single_cpu_device = (
+        config.distribution in ("auto", "none") and not os.environ.get("TF_CONFIG")
+        and not tf.config.list_physical_devices("GPU") and not tf.config.list_physical_devices("TPU")
+    )
+    if not single_cpu_device or tf.config.threading.get_inter_op_parallelism_threads() == 1 \
+            or os.environ.get("TF_NUM_INTEROP_THREADS") == "1":
+        return None
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        return (
+            "warning: deterministic=true, but TensorFlow already started with several inter-op threads, so "
+            "runs may differ in the last bits on a multi-core CPU. Start the process with "
+            "TF_NUM_INTEROP_THREADS=1 (or train through `python -m training`, which sets it in time)."
+        )
+    return None
+
+
 def _setup_determinism(config, backend):
     keras.utils.set_random_seed(config.seed)
     if config.deterministic and backend == "tensorflow":
@@ -145,8 +236,14 @@ class _Exporter:
             self._model = modeling.build_model(self.config, self.num_classes, self.image_size, logits=False)
         self._model.set_weights(weights)
         path = os.path.join(self.workdir, name)
-        save_weights(self._model, path + ".tmp.weights.h5")
-        os.replace(path + ".tmp.weights.h5", path)
+        temporary = path + ".tmp.weights.h5"
+        try:
+            save_weights(self._model, temporary)
+            os.replace(temporary, path)
+        except OSError as error:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise workdir_lib.write_failure(path, error, "The checkpoints are intact; a rerun resumes and writes it again.") from error
         return path
 
 
@@ -171,35 +268,82 @@ def _resolved_config(config, dist, data, steps_per_epoch, total_steps, image_siz
     return resolved
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
+def train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool = False) -> dict:
     """Train `config.model` with `config` and evaluate it, writing everything to `workdir`.
 
-    Resumes from the newest checkpoint in `workdir` if there is one (same config expected). Returns
-    the final metrics (written to ``final_metrics.json`` by the chief), plus ``weights_fingerprint``
-    (per weight: sum and sum of absolute values) on every process. The global Keras dtype policy and
-    distribution are restored afterwards.
+    Resumes from the newest intact checkpoint in `workdir` if there is one. The workdir remembers its
+    run (``run.json``): other result-changing settings or data are refused, as is a workdir with history
+    but no intact checkpoint. `new_run` starts from step 0 instead, after moving the workdir's earlier
+    run files into ``previous/<time>/``. SIGTERM and SIGINT stop the run after the current step with a
+    checkpoint. Returns the final metrics (written to ``final_metrics.json`` by the chief), plus
+    ``weights_fingerprint`` (per weight: sum and sum of absolute values) on every process. The global
+    Keras dtype policy and distribution are restored afterwards.
 
     Raises:
         ValueError: invalid configuration, data or distribution setup.
+        RunMismatchError, RunStateError (ValueErrors): the workdir holds another run, or cannot resume.
+        WorkdirWriteError (an OSError): a file of the workdir could not be written (names the file).
         TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept).
+        TrainingInterrupted: SIGTERM/SIGINT arrived; the checkpoint of the step reached is written.
     """
     policy = keras.config.dtype_policy()
     distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
     try:
-        return _train_and_evaluate(config, workdir)
+        return _train_and_evaluate(config, workdir, new_run)
     finally:
         keras.config.set_dtype_policy(policy)
         if keras.backend.backend() == "jax":
             keras.distribution.set_distribution(distribution)
 
 
-def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
+def _prepare_workdir(config, workdir, image_size, is_chief, new_run, checkpointer, notes):
+    """Check that `workdir` may hold this run and find where to resume; returns (prior record, restored).
+
+    Runs before the data is loaded, so refusals come at once.
+    """
+    if is_chief:
+        workdir_lib.ensure_workdir(workdir)
+    if new_run:
+        moved = workdir_lib.set_aside(workdir) if is_chief else None
+        if moved:
+            notes.append(f"--new-run: the earlier run's files are now in {moved}.")
+        return None, None
+    prior = workdir_lib.read_run_record(workdir) if workdir_lib.has_progress(workdir) else None
+    if prior is not None:
+        resolved = dict(dataclasses.asdict(config), image_size=image_size)
+        workdir_lib.check_same_run(workdir, prior, config=workdir_lib.result_fields(resolved))
+    restored = checkpointer.restore_latest(report=notes.append)
+    if restored is None:
+        found = []
+        history = os.path.join(workdir, "history.json")
+        if os.path.exists(history):
+            try:
+                with open(history) as handle:
+                    steps = [row["step"] for row in json.load(handle)]
+                found.append(f"history.json: {len(steps)} evaluation rows up to step {max(steps, default=0)}")
+            except (OSError, ValueError, KeyError, TypeError):
+                found.append("history.json (unreadable)")
+        if os.path.exists(os.path.join(workdir, "final_metrics.json")):
+            found.append("final_metrics.json")
+        if found:
+            raise workdir_lib.RunStateError(
+                f"The workdir {workdir} holds the results of a run ({'; '.join(found)}) but no intact checkpoint "
+                f"in {checkpointer.directory}, so it cannot resume; starting again from step 0 would overwrite "
+                f"them. Pass --new-run (new_run=True) to move them into {os.path.join(workdir, workdir_lib.PREVIOUS_DIR)}/ "
+                "and start from step 0, or use another --workdir."
+            )
+    return prior, restored
+
+
+def _train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool) -> dict:
     config = validate(config)
     backend = keras.backend.backend()
     if backend == "jax" and config.deterministic:
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_gpu_deterministic_ops" not in flags:
             os.environ["XLA_FLAGS"] = (flags + " --xla_gpu_deterministic_ops=true").strip()
+    notes = []
+    determinism_warning = _single_inter_op_thread(config, backend)  # Before the first TensorFlow op.
     dist = resolve_distribution(config.distribution, tpu_address=config.tpu_address)
     _check_batch(config, dist)
     if config.max_train_seconds is not None and dist.num_workers > 1:
@@ -207,10 +351,13 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
             "`max_train_seconds` would let workers stop at different steps (and hang the others); with "
             f"several workers set `train_length` instead. Received: max_train_seconds={config.max_train_seconds}"
         )
+    # Seeded after the distribution is set up, as always: creating a strategy may draw random numbers.
     _setup_determinism(config, backend)
     keras.config.set_dtype_policy(_POLICIES[config.mixed_precision])
 
     image_size = config.image_size or modeling.default_image_size(config.model)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), dist.is_chief, config.keep_checkpoints)
+    prior, restored = _prepare_workdir(config, workdir, image_size, dist.is_chief, new_run, checkpointer, notes)
     data = input_pipeline.load_data(
         config.dataset,
         data_dir=config.data_dir,
@@ -224,6 +371,11 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         eval_examples=config.eval_examples,
         seed=config.seed,
     )
+    identity = workdir_lib.data_identity(
+        data.class_names, data.train.labels, data.eval.labels, data.train.num_examples, data.eval.num_examples
+    )
+    if prior is not None:
+        workdir_lib.check_same_run(workdir, prior, data=identity)
     steps_per_epoch = data.train.num_examples // config.global_batch_size
     if steps_per_epoch < 1:
         raise ValueError(
@@ -244,126 +396,33 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
     engine = _make_engine(config, dist, data.num_classes, image_size, mean, std)
 
     if dist.is_chief:
-        os.makedirs(workdir, exist_ok=True)
-        run_log.write_json(
-            os.path.join(workdir, "config.json"),
-            _resolved_config(config, dist, data, steps_per_epoch, total_steps, image_size, lr_schedule),
-        )
+        resolved = _resolved_config(config, dist, data, steps_per_epoch, total_steps, image_size, lr_schedule)
+        if prior is None or prior.get("format", 0) < 1:
+            # A new run, or one of an older version: record what it is from now on.
+            workdir_lib.write_run_record(workdir, workdir_lib.result_fields(resolved), identity)
+        run_log.write_json(os.path.join(workdir, "config.json"), resolved)
         if config.normalization == "per_pixel_mean":
-            np.save(os.path.join(workdir, "pixel_mean.npy"), mean)
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), dist.is_chief, config.keep_checkpoints)
-    loop = {
-        "step": 0, "low_lr_warmup": config.warmup_lr is not None, "since_eval": [0.0, 0.0, 0.0],
-        "since_log": [0.0, 0.0, 0.0], "train_time_s": 0.0, "wall_time_s": 0.0, "train_time_at_eval": 0.0,
-        "best_eval_error": None, "best_step": None, "time_to_accuracy_s": {},
-    }
-    restored = checkpointer.restore_latest()
-    log = None
+            workdir_lib.atomic_write(os.path.join(workdir, "pixel_mean.npy"), lambda handle: np.save(handle, mean), mode="wb")
+    state = LoopState(low_lr_warmup=config.warmup_lr is not None)
     if restored is not None:
-        step, arrays, loop = restored
+        _, arrays, saved_state = restored
+        state = LoopState.from_dict(saved_state)
         engine.set_state(arrays)
-    log = run_log.RunLog(workdir, dist.is_chief, loop["step"], total_steps)
+    log = run_log.RunLog(workdir, dist.is_chief, state.step, total_steps)
+    for note in notes + ([determinism_warning] if determinism_warning else []):
+        log.message(note)
     if restored is not None:
-        log.message(f"Resumed from {checkpointer.directory} at step {loop['step']}.")
-    exporter = _Exporter(config, data.num_classes, image_size, workdir)
-    use_ema = config.ema_decay is not None
-
-    def absorb(pending):
-        """Fetch pending step metrics, check them, and add them to the running sums."""
-        if not pending:
-            return
-        totals = np.sum(np.asarray([[float(v) for v in m] for m in pending]), axis=0)
-        pending.clear()
-        if not math.isfinite(totals[0]):
-            raise TrainingDivergedError(
-                f"Training loss became {totals[0]} by step {loop['step']} (learning rate "
-                f"{lr_schedule(loop['step'] - 1, loop['low_lr_warmup']):.4g}). The run stopped; its last good "
-                f"checkpoint is in {checkpointer.directory}. Lower `base_lr`, add warm-up, or use float32."
-            )
-        for key in ("since_eval", "since_log"):
-            loop[key] = [a + b for a, b in zip(loop[key], totals)]
-
-    def log_interval():
-        loss_sum, correct, count = loop["since_log"]
-        if not count:
-            return
-        train_error = 1.0 - correct / count
-        if loop["low_lr_warmup"] and train_error < config.warmup_until_train_error:
-            loop["low_lr_warmup"] = False
-            log.message(f"Low-rate warm-up over at step {loop['step']} (training error {100 * train_error:.1f}%).")
-        log.scalars(loop["step"], {"train_loss": loss_sum / count, "train_error": train_error,
-                                   "learning_rate": lr_schedule(loop["step"] - 1, loop["low_lr_warmup"])})
-        loop["since_log"] = [0.0, 0.0, 0.0]
-
-    def evaluate_and_record():
-        eval_loss, eval_accuracy = engine.evaluate(eval_pipe, use_ema)
-        loss_sum, correct, count = loop["since_eval"]
-        trained = loop["train_time_s"] - loop["train_time_at_eval"]
-        row = {
-            "step": loop["step"], "epoch": loop["step"] / steps_per_epoch,
-            "learning_rate": lr_schedule(loop["step"] - 1, loop["low_lr_warmup"]),
-            "train_loss": loss_sum / count if count else float("nan"),
-            "train_error": 1.0 - correct / count if count else float("nan"),
-            "eval_loss": eval_loss, "eval_error": 1.0 - eval_accuracy,
-            "train_time_s": loop["train_time_s"], "wall_time_s": loop["wall_time_s"],
-            "images_per_second": count / trained if trained > 0 else float("nan"),
-        }
-        loop["since_eval"], loop["train_time_at_eval"] = [0.0, 0.0, 0.0], loop["train_time_s"]
-        for target in config.accuracy_targets:
-            if eval_accuracy >= target and str(target) not in loop["time_to_accuracy_s"]:
-                loop["time_to_accuracy_s"][str(target)] = loop["wall_time_s"]
-        log.add_row(row)
-        if loop["best_eval_error"] is None or row["eval_error"] < loop["best_eval_error"]:
-            loop["best_eval_error"], loop["best_step"] = row["eval_error"], loop["step"]
-            weights = engine.export_weights(use_ema)
-            if dist.is_chief:
-                exporter.save(weights, "best.weights.h5")
-
-    stopped_reason = None
-    pending = []
-    clock = time.perf_counter()
-    segment_start = clock
-    while loop["step"] < total_steps and stopped_reason is None:
-        epoch, start = divmod(loop["step"], steps_per_epoch)
-        engine.set_learning_rate(lr_schedule(loop["step"], loop["low_lr_warmup"]))
-        step_clock = time.perf_counter()
-        for metrics in engine.train_steps(train_pipe, epoch, steps_per_epoch, start):
-            pending.append(metrics)
-            loop["step"] += 1
-            step = loop["step"]
-            checkpoint_due = step % config.checkpoint_every_steps == 0
-            eval_due = step % eval_every == 0 or step == total_steps
-            if step % config.log_every_steps == 0 or checkpoint_due or eval_due:
-                absorb(pending)
-                now = time.perf_counter()
-                loop["train_time_s"] += now - step_clock
-                loop["wall_time_s"] += now - segment_start
-                segment_start = step_clock = now
-                if step % config.log_every_steps == 0:
-                    log_interval()
-                if config.max_train_seconds is not None and loop["wall_time_s"] >= config.max_train_seconds:
-                    stopped_reason = f"max_train_seconds={config.max_train_seconds:g} reached"
-                if eval_due or stopped_reason:
-                    evaluate_and_record()
-                if checkpoint_due or stopped_reason or step == total_steps:
-                    checkpointer.save(step, engine.get_state(), loop)
-                now = time.perf_counter()
-                loop["wall_time_s"] += now - segment_start
-                segment_start = step_clock = now
-            if stopped_reason or step >= total_steps:
-                break
-            engine.set_learning_rate(lr_schedule(step, loop["low_lr_warmup"]))
-
-    # The final evaluation: the last row (or a fresh pass with the final number of crops).
-    final_row = log.rows[-1] if log.rows else None
-    if final_row is None or final_row["step"] != loop["step"]:
-        evaluate_and_record()
-        final_row = log.rows[-1]
-    eval_error, eval_loss = final_row["eval_error"], final_row["eval_loss"]
-    if final_pipe is not None:
-        eval_loss, accuracy = engine.evaluate(final_pipe, use_ema)
-        eval_error = 1.0 - accuracy
-    weights = engine.export_weights(use_ema)
+        log.message(f"Resumed from {checkpointer.path(restored[0])} at step {state.step}.")
+        if state.step >= total_steps:
+            log.message(f"The run is already complete ({state.step}/{total_steps} steps); its final outputs are written again.")
+    loop = _TrainingLoop(
+        config=config, dist=dist, engine=engine, lr_schedule=lr_schedule, log=log, checkpointer=checkpointer,
+        exporter=_Exporter(config, data.num_classes, image_size, workdir), state=state,
+        steps_per_epoch=steps_per_epoch, eval_every=eval_every, train_pipe=train_pipe, eval_pipe=eval_pipe,
+    )
+    stopped_reason = loop.run()
+    eval_error, eval_loss = loop.final_evaluation(final_pipe)
+    weights = engine.export_weights(loop.use_ema)
     entry_error = None
     try:
         import keras_resnets
@@ -371,7 +430,7 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         entry_error = keras_resnets.model_entry(config.model).paper_top1_error
     except ValueError:
         pass
-    total_images = loop["step"] * config.global_batch_size
+    total_images = state.step * config.global_batch_size
     metrics = {
         "model": config.model.lower(),
         "residual": modeling.model_architecture(config.model).residual,
@@ -388,19 +447,19 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         "eval_error": eval_error,
         "eval_loss": eval_loss,
         "eval_crops": final_options.eval_crops,
-        "best_eval_error": loop["best_eval_error"],
-        "best_step": loop["best_step"],
+        "best_eval_error": state.best_eval_error,
+        "best_step": state.best_step,
         "paper_top1_error_pct": entry_error,
-        "steps": loop["step"],
+        "steps": state.step,
         "total_steps": total_steps,
-        "epochs": loop["step"] / steps_per_epoch,
-        "completed": loop["step"] >= total_steps,
+        "epochs": state.step / steps_per_epoch,
+        "completed": state.step >= total_steps,
         "stopped_reason": stopped_reason,
-        "train_time_s": loop["train_time_s"],
-        "wall_time_s": loop["wall_time_s"],
-        "images_per_second": total_images / loop["train_time_s"] if loop["train_time_s"] else None,
-        "time_to_accuracy_s": loop["time_to_accuracy_s"],
-        "weights": {"last": "last.weights.h5", "best": "best.weights.h5", "ema": use_ema},
+        "train_time_s": state.train_time_s,
+        "wall_time_s": state.wall_time_s,
+        "images_per_second": total_images / state.train_time_s if state.train_time_s else None,
+        "time_to_accuracy_s": state.time_to_accuracy_s,
+        "weights": {"last": "last.weights.h5", "best": "best.weights.h5", "ema": loop.use_ema},
         "backend": dist.backend,
         "distribution": dist.kind,
         "num_replicas": dist.num_replicas,
@@ -408,14 +467,180 @@ def _train_and_evaluate(config: TrainConfig, workdir: str) -> dict:
         "keras_version": keras.__version__,
     }
     if dist.is_chief:
-        exporter.save(weights, "last.weights.h5")
+        loop.exporter.save(weights, "last.weights.h5")
         run_log.write_json(os.path.join(workdir, "final_metrics.json"), metrics)
     log.message(
-        f"Finished {config.model} ({config.recipe}) at step {loop['step']}/{total_steps}: eval error "
+        f"Finished {config.model} ({config.recipe}) at step {state.step}/{total_steps}: eval error "
         f"{100 * eval_error:.2f}% on {data.eval_split_name} ({data.eval.num_examples} examples), "
-        f"{metrics['images_per_second'] or 0:.0f} img/s, wall {loop['wall_time_s']:.0f}s."
+        f"{metrics['images_per_second'] or 0:.0f} img/s, wall {state.wall_time_s:.0f}s."
     )
     log.close()
     # Per-variable (sum, sum of |w|): lets processes and runs compare their weights without files.
     metrics["weights_fingerprint"] = [[float(np.sum(w, dtype=np.float64)), float(np.sum(np.abs(w), dtype=np.float64))] for w in weights]
     return metrics
+
+
+class _TrainingLoop:
+    """Runs the steps of one process: learning rate, metrics, log lines, evaluations and checkpoints.
+
+    Everything that must survive a restart lives in `state` (a :class:`LoopState`, saved in every
+    checkpoint); the rest is this process's wiring.
+    """
+
+    def __init__(self, *, config, dist, engine, lr_schedule, log, checkpointer, exporter, state: LoopState,
+                 steps_per_epoch: int, eval_every: int, train_pipe, eval_pipe):
+        self.config, self.dist, self.engine, self.lr_schedule = config, dist, engine, lr_schedule
+        self.log, self.checkpointer, self.exporter, self.state = log, checkpointer, exporter, state
+        self.steps_per_epoch, self.eval_every = steps_per_epoch, eval_every
+        self.train_pipe, self.eval_pipe = train_pipe, eval_pipe
+        self.total_steps = lr_schedule.total_steps
+        self.use_ema = config.ema_decay is not None
+        self._pending = []
+
+    def _learning_rate(self, step: int) -> float:
+        return self.lr_schedule(step, self.state.low_lr_warmup)
+
+    def _absorb(self) -> None:
+        """Fetch the pending step metrics, check them, and add them to the running sums."""
+        if not self._pending:
+            return
+        totals = np.sum(np.asarray([[float(v) for v in m] for m in self._pending]), axis=0)
+        self._pending.clear()
+        if not math.isfinite(totals[0]):
+            raise TrainingDivergedError(
+                f"Training loss became {totals[0]} by step {self.state.step} (learning rate "
+                f"{self._learning_rate(self.state.step - 1):.4g}). The run stopped; its last good "
+                f"checkpoint is in {self.checkpointer.directory}. Lower `base_lr`, add warm-up, or use float32."
+            )
+        self.state.add(totals)
+
+    def _tick(self, training: bool) -> None:
+        """Add the time since the previous tick to the wall time (and to the training time if `training`).
+
+        One clock runs through the whole loop, epoch ends included, so every second lands in exactly
+        one of training and overhead (evaluation, checkpoints, logging).
+        """
+        now = time.perf_counter()
+        elapsed = now - self._mark
+        self.state.wall_time_s += elapsed
+        if training:
+            self.state.train_time_s += elapsed
+        self._mark = now
+
+    def _eta_s(self) -> Optional[float]:
+        """Seconds until the end of the schedule at this session's average wall time per step."""
+        start_step, start_wall = self._session_start
+        done = self.state.step - start_step
+        if done <= 0:
+            return None
+        return (self.total_steps - self.state.step) * (self.state.wall_time_s - start_wall) / done
+
+    def _log_interval(self) -> None:
+        state = self.state
+        interval = state.take_log_interval()
+        if interval is None:
+            return
+        train_loss, train_error = interval
+        if state.low_lr_warmup and train_error < self.config.warmup_until_train_error:
+            state.low_lr_warmup = False
+            self.log.message(f"Low-rate warm-up over at step {state.step} (training error {100 * train_error:.1f}%).")
+        start_step, start_train = self._interval_start
+        seconds = state.train_time_s - start_train
+        images = (state.step - start_step) * self.config.global_batch_size
+        self._interval_start = (state.step, state.train_time_s)
+        self.log.training_line(
+            state.step,
+            {"train_loss": train_loss, "train_error": train_error, "learning_rate": self._learning_rate(state.step - 1)},
+            images / seconds if seconds > 0 else math.nan,
+            self._eta_s(),
+        )
+
+    def evaluate_and_record(self) -> None:
+        """Evaluate, add a history row, and export the weights when they are the best so far."""
+        state = self.state
+        eval_loss, eval_accuracy = self.engine.evaluate(self.eval_pipe, self.use_ema)
+        train_loss, train_error, images_per_second = state.take_eval_interval()
+        row = {
+            "step": state.step, "epoch": state.step / self.steps_per_epoch,
+            "learning_rate": self._learning_rate(state.step - 1),
+            "train_loss": train_loss, "train_error": train_error,
+            "eval_loss": eval_loss, "eval_error": 1.0 - eval_accuracy,
+            "train_time_s": state.train_time_s, "wall_time_s": state.wall_time_s,
+            "images_per_second": images_per_second,
+        }
+        state.record_accuracy(eval_accuracy, self.config.accuracy_targets)
+        self.log.add_row(row, self._eta_s())
+        if state.improves_best(row["eval_error"]):
+            weights = self.engine.export_weights(self.use_ema)
+            if self.dist.is_chief:
+                self.exporter.save(weights, "best.weights.h5")
+
+    def run(self) -> Optional[str]:
+        """Train until the schedule ends or the time budget is spent; returns why it stopped early (or None).
+
+        Raises:
+            TrainingInterrupted: SIGTERM or SIGINT arrived; the checkpoint of the step reached is written.
+        """
+        with _StopSignals() as signals:
+            return self._run(signals)
+
+    def _run(self, signals: "_StopSignals") -> Optional[str]:
+        config, state, total_steps = self.config, self.state, self.total_steps
+        stopped_reason = None
+        self._session_start = (state.step, state.wall_time_s)
+        self._interval_start = (state.step, state.train_time_s)
+        rows = self.log.rows
+        if (state.step % self.eval_every == 0 or state.step == total_steps) and state.step and (not rows or rows[-1]["step"] != state.step):
+            # A signal stopped the run on an evaluation step before it evaluated: do it now, as an
+            # uninterrupted run would have.
+            self.evaluate_and_record()
+        self._mark = last_checkpoint = time.perf_counter()
+        while state.step < total_steps and stopped_reason is None:
+            epoch, start = divmod(state.step, self.steps_per_epoch)
+            self.engine.set_learning_rate(self._learning_rate(state.step))
+            for metrics in self.engine.train_steps(self.train_pipe, epoch, self.steps_per_epoch, start):
+                self._pending.append(metrics)
+                state.step += 1
+                step = state.step
+                log_due = step % config.log_every_steps == 0
+                checkpoint_due = (
+                    step % config.checkpoint_every_steps == 0
+                    or signals.received is not None
+                    or (config.checkpoint_every_seconds is not None
+                        and time.perf_counter() - last_checkpoint >= config.checkpoint_every_seconds)
+                )
+                eval_due = step % self.eval_every == 0 or step == total_steps
+                if log_due or checkpoint_due or eval_due:
+                    self._absorb()
+                    self._tick(training=True)
+                    if log_due:
+                        self._log_interval()
+                    if config.max_train_seconds is not None and state.wall_time_s >= config.max_train_seconds:
+                        stopped_reason = f"max_train_seconds={config.max_train_seconds:g} reached"
+                    if (eval_due or stopped_reason) and signals.received is None:
+                        self.evaluate_and_record()
+                    if checkpoint_due or stopped_reason or step == total_steps:
+                        saved = self.checkpointer.save(step, self.engine.get_state(), state.to_dict())
+                        last_checkpoint = time.perf_counter()
+                        if signals.received is not None:
+                            self._tick(training=False)
+                            interrupted = TrainingInterrupted(signals.received, step, total_steps, saved or self.checkpointer.directory)
+                            self.log.message(str(interrupted))
+                            self.log.close()
+                            raise interrupted
+                    self._tick(training=False)
+                if stopped_reason or step >= total_steps:
+                    break
+                self.engine.set_learning_rate(self._learning_rate(step))
+        return stopped_reason
+
+    def final_evaluation(self, final_pipe) -> Tuple[float, float]:
+        """(eval error, eval loss) of the final weights: the last row, or a pass with the final crops."""
+        rows = self.log.rows
+        if not rows or rows[-1]["step"] != self.state.step:
+            self.evaluate_and_record()
+        eval_error, eval_loss = rows[-1]["eval_error"], rows[-1]["eval_loss"]
+        if final_pipe is not None:
+            eval_loss, accuracy = self.engine.evaluate(final_pipe, self.use_ema)
+            eval_error = 1.0 - accuracy
+        return eval_error, eval_loss

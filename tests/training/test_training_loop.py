@@ -2,6 +2,8 @@
 
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -77,7 +79,7 @@ def test_killed_run_resumes_to_identical_weights(backend, tiny_cifar_root, tmp_p
     command = [
         sys.executable, "-m", "training", "--config", "cifar10_paper", "--model", "resnet8",
         "--set", "dataset=image_folder", "--set", f"data_dir={tiny_cifar_root}", "--set", "image_size=16",
-        "--set", "global_batch_size=20", "--set", "train_length=40", "--set", "lr_boundaries=30",
+        "--set", "global_batch_size=20", "--set", "train_length=60", "--set", "lr_boundaries=30",
         "--set", "log_every_steps=5", "--set", "checkpoint_every_steps=5", "--set", "deterministic=true",
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
@@ -92,14 +94,20 @@ def test_killed_run_resumes_to_identical_weights(backend, tiny_cifar_root, tmp_p
         if checkpoints.is_dir() and any(name.endswith(".npz") for name in os.listdir(checkpoints)):
             break
         time.sleep(0.02)
+    # SIGKILL at a random moment after the first checkpoint: any step, mid-epoch or not, possibly
+    # while a checkpoint or the history is being written.
+    delay = random.uniform(0.0, 1.0)
+    time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert process.returncode == -signal.SIGKILL, f"the run finished before it could be killed ({delay:.2f}s)"
     assert not (interrupted / "final_metrics.json").exists()
 
     resumed = subprocess.run(command + ["--workdir", str(interrupted)], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resumed from" in resumed.stdout
+    resumed_at = re.search(r"Resumed from \S+ at step (\d+)\.", resumed.stdout)
+    assert resumed_at, resumed.stdout[-3000:]
+    print(f"killed {delay:.2f}s after the first checkpoint; resumed at step {resumed_at.group(1)}")
     whole, again = h5_arrays(tmp_path / "whole" / "last.weights.h5"), h5_arrays(interrupted / "last.weights.h5")
     assert whole.keys() == again.keys() and len(whole) > 20
     for name in whole:
