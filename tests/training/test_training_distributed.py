@@ -19,7 +19,8 @@ from conftest import REPO_ROOT
 
 HELPER = REPO_ROOT / "tests" / "helpers" / "training_subprocess.py"
 # Summation order differs between one device and several (all-reduce), so agreement is approximate:
-# observed gaps are ~1e-6, while a genuinely different run (plain BN over 2 replicas) gives ~1e-1.
+# observed gaps are ~1e-6 at the helper's small learning rate, while a genuinely different run (plain BN
+# over 2 replicas) gives ~1e-1.
 AGREE_RTOL = 1e-4
 
 
