@@ -64,7 +64,7 @@ class FastJaxEngine(JaxEngine):
         super().__init__(config, dist, num_classes, image_size, mean, std)
         self.chunk_length = config.log_every_steps
         self._device_data = None  # (id of the split, images, labels) on the device.
-        self._orders = {}  # epoch -> permutation (the current epoch only).
+        self._orders = {}  # (seed, examples, epoch) -> permutation, of the latest epoch only.
         self._run = jax.jit(self.chunk_fn, static_argnames=("padding",), donate_argnums=0)
 
     # -- the compiled chunk ------------------------------------------------------------------------
@@ -114,9 +114,11 @@ class FastJaxEngine(JaxEngine):
         return self._device_data[1], self._device_data[2]
 
     def _order(self, pipeline, epoch: int) -> np.ndarray:
-        if epoch not in self._orders:
-            self._orders = {epoch: input_pipeline.epoch_permutation(pipeline.split.num_examples, pipeline.options.seed, epoch)}
-        return self._orders[epoch]
+        key = (pipeline.options.seed, pipeline.split.num_examples, epoch)
+        if key not in self._orders:
+            self._orders = {k: v for k, v in self._orders.items() if k[2] == epoch}
+            self._orders[key] = input_pipeline.epoch_permutation(key[1], key[0], epoch)
+        return self._orders[key]
 
     def plan_chunk(self, pipeline, epoch: int, start_step: int, num_steps: int, learning_rates) -> dict:
         """Host arrays for `num_steps` steps of `epoch` from `start_step`, padded to the chunk length.
@@ -141,15 +143,25 @@ class FastJaxEngine(JaxEngine):
         return {"indices": indices, "tops": tops, "lefts": lefts, "flips": flips, "learning_rates": rates,
                 "valid": np.arange(length) < num_steps, "num_steps": num_steps}
 
+    @staticmethod
+    def chunk_arguments(plan) -> tuple:
+        """The per-step arrays of a plan, in :meth:`chunk_fn`'s order (after images and labels)."""
+        return plan["indices"], plan["tops"], plan["lefts"], plan["flips"], plan["learning_rates"], plan["valid"]
+
+    @staticmethod
+    def padding_of(pipeline) -> int:
+        """The crop padding the compiled step applies (0: no augmentation)."""
+        return pipeline.options.padding if pipeline.options.augmentation == "cifar" else 0
+
+    def dispatch_chunk(self, pipeline, plan):
+        """Start a planned chunk on the device and return its (padded) metrics without waiting for them."""
+        images, labels = self._data_on_device(pipeline)
+        self.state, metrics = self._run(self.state, images, labels, *self.chunk_arguments(plan), padding=self.padding_of(pipeline))
+        return metrics
+
     def run_chunk(self, pipeline, plan) -> np.ndarray:
         """Run a planned chunk on the device; returns its (num_steps, 3) metrics as NumPy (waits for them)."""
-        images, labels = self._data_on_device(pipeline)
-        padding = pipeline.options.padding if pipeline.options.augmentation == "cifar" else 0
-        self.state, metrics = self._run(
-            self.state, images, labels, plan["indices"], plan["tops"], plan["lefts"], plan["flips"],
-            plan["learning_rates"], plan["valid"], padding=padding,
-        )
-        return np.asarray(metrics)[: plan["num_steps"]]
+        return np.asarray(self.dispatch_chunk(pipeline, plan))[: plan["num_steps"]]
 
     def _chunk_end(self, step: int, steps_per_epoch: int, total_steps: int) -> int:
         """The first step after `step` at which the loop logs, evaluates, checkpoints or ends an epoch."""
