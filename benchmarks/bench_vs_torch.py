@@ -270,7 +270,8 @@ def main() -> None:
                 python = torch_python if config.startswith("torch") else sys.executable
                 result = _run(python, job, env_extra)
                 shown = f"{result['images_per_second']:8.1f} images/s" if "error" not in result else result["error"]
-                print(f"round {round_index + 1}  {model:9s} {config:14s} {shown}", flush=True)
+                load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+                print(f"round {round_index + 1}  {model:9s} {config:14s} {shown}   (load average {load:.1f})", flush=True)
                 if "error" not in result:
                     samples[(model, config)].append(result["images_per_second"])
     print("\nmedian images/s" + ("" if torch_python is None else " and ratio to torch (same run)"))

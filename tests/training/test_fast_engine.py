@@ -160,3 +160,19 @@ def test_fast_engine_refuses_what_it_cannot_reproduce():
             validate(TrainConfig(engine="jax_fast"))
     with pytest.raises(ValueError, match=r"`engine` must be one of \('standard', 'jax_fast'\). Received: engine='fast'"):
         validate(TrainConfig(engine="fast"))
+
+
+@pytest.mark.slow
+def test_gpu_together_benchmark_runs_a_tiny_schedule_on_cpu():
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_gpu_together.py"), "--models", "resnet8",
+               "--batch", "8", "--image-size", "8", "--examples", "64", "--chunk", "2", "--chunks", "1",
+               "--seeds", "2", "--precision", "float32", "--schedule", "100"]
+    process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    lines = process.stdout.splitlines()
+    assert any(line.startswith("alone: 1 models") for line in lines)
+    assert any(line.startswith("seeds x2: 2 models") for line in lines)
+    aggregates = [line for line in lines if line.strip().startswith("aggregate")]
+    assert len(aggregates) == 3 and all("schedules of 100 steps" in line for line in aggregates)
+    assert any(line.startswith("together: ") and "x the aggregate images/s" in line for line in lines)
