@@ -182,7 +182,8 @@ def _check_fast_engine(config: TrainConfig) -> None:
             "`engine='jax_fast'` runs on the JAX backend (set KERAS_BACKEND=jax). "
             f"Received: engine='jax_fast' with backend {keras.backend.backend()!r}"
         )
-    if config.input_pipeline == "tf_data" or config.augmentation not in ("cifar", "none") or config.eval_crops != 1 or config.final_eval_crops not in (None, 1):
+    single_crop = config.eval_crops == 1 and config.final_eval_crops in (None, 1)
+    if config.input_pipeline == "tf_data" or config.augmentation not in ("cifar", "none") or not single_crop:
         raise ValueError(
             "`engine='jax_fast'` reproduces the NumPy pipeline on the device: input_pipeline 'auto' or "
             "'numpy', augmentation 'cifar' or 'none', single-crop evaluation. Received: "

@@ -15,8 +15,8 @@ and moves the rest onto the device:
   arrays: the engine sees exactly the batches of the standard engine, and a resumed run exactly those
   of an uninterrupted one.
 
-Chunks are padded to ``log_every_steps`` steps with skipped (``lax.cond``) steps, so one program is
-compiled whatever the chunk's length. Mixed precision (``mixed_precision="bfloat16"``) computes
+Chunks are padded to the longest possible chunk (at most ``log_every_steps`` steps) with skipped
+(``lax.cond``) steps, so one program is compiled whatever the chunk's length. Mixed precision (``mixed_precision="bfloat16"``) computes
 convolutions in bfloat16 while BatchNorm statistics, the loss and the weights stay float32 (Keras'
 mixed policy). One device and one process: data-parallel runs use the standard engine.
 """
@@ -177,13 +177,17 @@ class FastJaxEngine(JaxEngine):
         config's schedule. The loop only switches the ResNet-110 low-rate warm-up off at a log step,
         which ends a chunk, so whether the chunk warms up is read from that first rate.
         """
-        schedule = schedule_lib.from_config(self.config, steps_per_epoch)
+        config = self.config
+        schedule = schedule_lib.from_config(config, steps_per_epoch)
+        # The longest chunk there can be: every chunk is padded to it, so one program serves them all.
+        self.chunk_length = min(config.log_every_steps, config.checkpoint_every_steps,
+                                config.eval_every_steps or steps_per_epoch, steps_per_epoch)
         step = epoch * steps_per_epoch + start_step
         while step < min((epoch + 1) * steps_per_epoch, schedule.total_steps):
             end = self._chunk_end(step, steps_per_epoch, schedule.total_steps)
             # Ambiguous when the low rate equals the scheduled one; that only happens after the warm-up
             # (once the schedule has decayed to it), so "not warming up" is the right reading then.
-            warm = self.config.warmup_lr is not None and self._lr == schedule(step, True) != schedule(step, False)
+            warm = config.warmup_lr is not None and self._lr == schedule(step, True) != schedule(step, False)
             rates = [schedule(s, warm) for s in range(step, end)]
             rates[0] = self._lr
             plan = self.plan_chunk(pipeline, epoch, step - epoch * steps_per_epoch, end - step, rates)
