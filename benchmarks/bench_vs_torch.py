@@ -13,7 +13,7 @@ torch); without one the script prints "torch not installed" and compares the eng
 Every measurement runs in a fresh subprocess (one framework per process). Rounds are interleaved
 (round 1 runs every configuration once, then round 2, ...) and the median images/s over rounds is
 kept, so background load on a shared machine hits every configuration alike. Compile and two warm-up
-steps (chunks for the fast engine) are excluded. Configurations:
+steps (one chunk for the fast engine) are excluded. Configurations:
 
   torch         the PyTorch reference, float32
   torch_bf16    the same under ``torch.autocast("cpu", torch.bfloat16)`` (only with --bf16)
@@ -181,7 +181,7 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
         def call():
             return engine.run_chunk(pipeline, plan)[-1]
 
-    for _ in range(2):  # Compile and warm up.
+    for _ in range(2 if steps_per_call == 1 else 1):  # Compile and warm up (a chunk warms up by itself).
         [float(v) for v in call()]
     calls = max(1, -(-steps // steps_per_call))
     start = time.perf_counter()
