@@ -13,6 +13,8 @@ import pkgutil
 import typing
 from typing import Optional, Tuple
 
+import keras
+
 from keras_resnets.data import input_pipeline
 from keras_resnets.tasks.distribution import DISTRIBUTIONS
 
@@ -22,6 +24,7 @@ WEIGHT_DECAY_MODES = ("l2", "decoupled")
 NORMALIZATIONS = ("per_channel", "per_pixel_mean")
 PRECISIONS = ("float32", "bfloat16", "float16")
 INPUT_PIPELINES = ("auto", "tf_data", "numpy")
+ENGINES = ("standard", "jax_fast")
 
 
 @dataclasses.dataclass
@@ -81,6 +84,9 @@ class TrainConfig:
     ema_decay: Optional[float] = None  # Exponential moving average of the weights, used for evaluation.
     mixed_precision: str = "float32"  # "bfloat16" or "float16" (loss scaling) compute.
     xla: Optional[bool] = None  # None: JAX always; TensorFlow with one GPU (CPU kernels beat XLA's on CPU).
+    # "jax_fast": one device, JAX; data on the device, augmentation in the step, log_every_steps steps
+    # per dispatch (training/engine_jax_fast.py). Same batches and steps as "standard".
+    engine: str = "standard"
 
     # Distribution.
     distribution: str = "auto"
@@ -173,6 +179,22 @@ def _choice(config, field, accepted):
         raise ValueError(f"`{field}` must be one of {tuple(accepted)}. Received: {field}={value!r}")
 
 
+def _check_fast_engine(config: TrainConfig) -> None:
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "`engine='jax_fast'` runs on the JAX backend (set KERAS_BACKEND=jax). "
+            f"Received: engine='jax_fast' with backend {keras.backend.backend()!r}"
+        )
+    single_crop = config.eval_crops == 1 and config.final_eval_crops in (None, 1)
+    if config.input_pipeline == "tf_data" or config.augmentation not in ("cifar", "none") or not single_crop:
+        raise ValueError(
+            "`engine='jax_fast'` reproduces the NumPy pipeline on the device: input_pipeline 'auto' or "
+            "'numpy', augmentation 'cifar' or 'none', single-crop evaluation. Received: "
+            f"input_pipeline={config.input_pipeline!r}, augmentation={config.augmentation!r}, "
+            f"eval_crops={config.eval_crops!r}, final_eval_crops={config.final_eval_crops!r}"
+        )
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every field's value, raising ValueError naming the field, the value and what is accepted."""
     from .modeling import model_family
@@ -188,6 +210,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     _choice(config, "distribution", DISTRIBUTIONS)
     _choice(config, "input_pipeline", INPUT_PIPELINES)
     _choice(config, "eval_crops", (1, 10))
+    _choice(config, "engine", ENGINES)
+    if config.engine == "jax_fast":
+        _check_fast_engine(config)
     _choice(config, "final_eval_crops", (None, 1, 10))
     positive = ("global_batch_size", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints")
     for field in positive:

@@ -7,14 +7,17 @@
 #         cifar10-jpeg folder (with train/ and test/).
 # OUTDIR  receives resnet20/ (the run's workdir: history.json, final_metrics.json, weights, checkpoints),
 #         curves.png and summary.json.
-# Environment: PYTHON (default python3), MINUTES (training-time budget, default 6; the full 64k-step
-# schedule stops earlier if it is done). Needs jax, keras, numpy, pillow, h5py; no TensorFlow: images
-# are decoded with Pillow and augmented with NumPy (keras_resnets.data.input_pipeline.NumpyPipeline).
+# Environment: PYTHON (default python3), ENGINE (standard or jax_fast, default standard), MINUTES
+# (training-time budget, default 6; the full 64k-step schedule stops earlier if it is done). Needs jax, keras, numpy, pillow, h5py; no TensorFlow: images
+# are decoded with Pillow and augmented with NumPy (keras_resnets.data.input_pipeline.NumpyPipeline), or,
+# with ENGINE=jax_fast, kept on the GPU as uint8 and augmented inside the compiled step, 390 steps per
+# dispatch (training/engine_jax_fast.py; same batches and steps; not yet timed on a GPU).
 # Extra arguments are passed on to `python -m training` (e.g. --set train_length=200 for a smoke test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 MINUTES="${MINUTES:-6}"
+ENGINE="${ENGINE:-standard}"
 DATA="$1"
 OUT="$2"
 shift 2
@@ -31,7 +34,7 @@ export KERAS_BACKEND=jax
 "$PYTHON" -c "import jax, keras; print('devices:', jax.devices(), 'jax', jax.__version__, 'keras', keras.__version__)"
 "$PYTHON" -m training --config cifar10_paper --model resnet20 --workdir "$OUT/resnet20" \
   --set dataset=image_folder --set data_dir="$DATA_DIR" --set mixed_precision=bfloat16 \
-  --set input_pipeline=numpy --set eval_batch_size=1000 --set log_every_steps=390 \
+  --set input_pipeline=numpy --set "engine=$ENGINE" --set eval_batch_size=1000 --set log_every_steps=390 \
   --set checkpoint_every_steps=3900 --set "max_train_seconds=$((MINUTES * 60))" \
   --set accuracy_targets=0.5,0.8,0.85,0.9,0.91 "$@"
 "$PYTHON" -m training.plot "$OUT/resnet20" --out "$OUT/curves.png"

@@ -133,6 +133,10 @@ def _normalization(config: TrainConfig, data: input_pipeline.Data):
 
 
 def _make_engine(config, dist, num_classes, image_size, mean, std):
+    if config.engine == "jax_fast":
+        from .engine_jax_fast import FastJaxEngine
+
+        return FastJaxEngine(config, dist, num_classes, image_size, mean, std)
     if dist.backend == "tensorflow":
         from .engine_tf import TensorFlowEngine
 

@@ -37,6 +37,18 @@ def _tf():
 # NumPy (JAX-only machines)
 
 
+def cifar_crop_draws(rng: np.random.Generator, count: int, padding: int = 4):
+    """The random choices of :func:`cifar_augment_numpy` for `count` images: (top, left, flip) arrays.
+
+    Kept apart so that an engine augmenting on the accelerator draws exactly what the NumPy pipeline
+    draws (same generator, same order): crop offsets in [0, 2 * padding], then flips with probability 1/2.
+    """
+    top = rng.integers(0, 2 * padding + 1, size=count)
+    left = rng.integers(0, 2 * padding + 1, size=count)
+    flip = rng.random(count) < 0.5
+    return top, left, flip
+
+
 def cifar_augment_numpy(images: np.ndarray, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
     """Pad + random crop + random horizontal flip of a uint8 batch (N, H, W, C), vectorised.
 
@@ -49,9 +61,7 @@ def cifar_augment_numpy(images: np.ndarray, rng: np.random.Generator, padding: i
         raise ValueError(f"`images` must be a batch (N, H, W, C). Received: images.shape={images.shape}")
     n, height, width, _ = images.shape
     padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    top = rng.integers(0, 2 * padding + 1, size=n)
-    left = rng.integers(0, 2 * padding + 1, size=n)
-    flip = rng.random(n) < 0.5
+    top, left, flip = cifar_crop_draws(rng, n, padding)
     rows = top[:, None] + np.arange(height)[None, :]  # (N, H)
     cols = left[:, None] + np.arange(width)[None, :]  # (N, W)
     cols = np.where(flip[:, None], cols[:, ::-1], cols)

@@ -1,0 +1,291 @@
+"""CIFAR ResNet training throughput against a PyTorch reference, measured side by side in one run.
+
+    python benchmarks/bench_vs_torch.py [--models resnet20 resnet56] [--rounds 3] [--steps 20]
+                                        [--torch-python /path/to/python-with-torch] [--configs ...]
+
+The reference is an akamaster-style CIFAR ResNet written here in PyTorch (3x3 stem, three stages of
+basic blocks, option-A shortcuts: stride-2 subsampling plus zero channels), trained with SGD
+(momentum 0.9, weight decay 1e-4) at batch 128 and float32, on CPU, the way
+github.com/akamaster/pytorch_resnet_cifar10 trains it. PyTorch is not a dependency of this project:
+the reference runs in its own process under ``--torch-python`` (default: this Python when it has
+torch); without one the script prints "torch not installed" and compares the engines only.
+
+Every measurement runs in a fresh subprocess (one framework per process). Rounds are interleaved
+(round 1 runs every configuration once, then round 2, ...) and the median images/s over rounds is
+kept, so background load on a shared machine hits every configuration alike. Compile and two warm-up
+steps (one chunk for the fast engine) are excluded. Configurations:
+
+  torch         the PyTorch reference, float32
+  torch_bf16    the same under ``torch.autocast("cpu", torch.bfloat16)`` (only with --bf16)
+  tf            training/engine_tf.py (the TensorFlow engine), XLA off (its CPU default)
+  tf_xla        the same with XLA (jit_compile=True)
+  jax           training/engine_jax.py: one jitted step per dispatch, batch fed from the host
+  jax_fast      training/engine_jax_fast.py: data on the device, augmentation in the step,
+                --chunk steps per dispatch (lax.scan)
+  jax_fast_bf16 the same with mixed_precision=bfloat16 (only with --bf16)
+
+The last lines print each configuration's median images/s over the reference's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH = 128
+CONFIGS = ("torch", "torch_bf16", "tf", "tf_xla", "jax", "jax_fast", "jax_fast_bf16")
+_BACKENDS = {"tf": "tensorflow", "tf_xla": "tensorflow", "jax": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Workers (each runs in its own process)
+
+
+def _torch_worker(model: str, steps: int, bf16: bool) -> dict:
+    """images/s of the PyTorch reference (akamaster-style CIFAR ResNet, SGD, batch 128) on CPU."""
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    class BasicBlock(nn.Module):
+        def __init__(self, in_planes, planes, stride, residual):
+            super().__init__()
+            self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.residual = residual
+            # Option A: a parameter-free shortcut; the extra channels are zeros, split over both sides.
+            self.extra = (planes - in_planes) // 2 if (stride != 1 or in_planes != planes) else None
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(functional.relu(self.bn1(self.conv1(x)))))
+            if self.residual:
+                shortcut = x if self.extra is None else functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.extra, self.extra))
+                out = out + shortcut
+            return functional.relu(out)
+
+    class CifarResNet(nn.Module):
+        def __init__(self, depth, residual, classes=10):
+            super().__init__()
+            blocks = (depth - 2) // 6
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+            layers, in_planes = [], 16
+            for stage, planes in enumerate((16, 32, 64)):
+                for index in range(blocks):
+                    stride = 2 if stage > 0 and index == 0 else 1
+                    layers.append(BasicBlock(in_planes, planes, stride, residual))
+                    in_planes = planes
+            self.blocks = nn.Sequential(*layers)
+            self.fc = nn.Linear(64, classes)
+            for module in self.modules():
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(module.weight)
+
+        def forward(self, x):
+            x = self.blocks(self.stem(x))
+            return self.fc(functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    torch.manual_seed(0)
+    depth = int(model.lstrip("resnetplain"))
+    net = CifarResNet(depth, residual=model.startswith("resnet")).train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    criterion = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (BATCH, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (BATCH,), generator=generator)
+    mean = torch.tensor([0.49, 0.48, 0.45]).view(1, 3, 1, 1)
+    std = torch.tensor([0.25, 0.24, 0.26]).view(1, 3, 1, 1)
+
+    def step():
+        inputs = (images.float() / 255.0 - mean) / std
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = criterion(net(inputs), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    float(loss)
+    seconds = time.perf_counter() - start
+    return {"images_per_second": steps * BATCH / seconds, "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict:
+    """images/s of one of this project's training engines on random CIFAR-shaped data."""
+    import numpy as np
+
+    from keras_resnets.tasks.distribution import resolve_distribution
+    from training.config import TrainConfig
+
+    backend = _BACKENDS[config_name]
+    precision = "bfloat16" if config_name.endswith("bf16") else "float32"
+    xla = True if config_name == "tf_xla" else (False if config_name == "tf" else None)
+    config = TrainConfig(model=model, xla=xla, distribution="none", mixed_precision=precision)
+    if precision == "bfloat16":
+        import keras
+
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    dist = resolve_distribution("none")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, BATCH).astype(np.int32)
+    mean, std = np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32)
+    steps_per_call = 1
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        from training.engine_tf import TensorFlowEngine
+
+        engine = TensorFlowEngine(config, dist, 10, 32, mean, std)
+        engine.set_learning_rate(0.1)
+        batch = (tf.constant(images), tf.constant(labels))
+
+        def call():
+            return engine._train(batch)
+    elif config_name == "jax":
+        import jax
+
+        from training.engine_jax import JaxEngine
+
+        engine = JaxEngine(config, dist, 10, 32, mean, std)
+        batch = (engine._put(images), engine._put(labels))
+        lr = jax.numpy.float32(0.1)
+
+        def call():
+            engine.state, metrics = engine._train(engine.state, *batch, lr)
+            return metrics
+    else:
+        from keras_resnets.data import input_pipeline
+        from training.engine_jax_fast import FastJaxEngine
+
+        engine = FastJaxEngine(config, dist, 10, 32, mean, std)
+        # A device-resident training set of 40 batches; order and augmentation drawn as in training.
+        data = rng.integers(0, 256, (40 * BATCH, 32, 32, 3), dtype=np.uint8)
+        split = input_pipeline.DataSplit(len(data), labels=rng.integers(0, 10, len(data)).astype(np.int32), images=data)
+        pipeline = input_pipeline.NumpyPipeline(split, input_pipeline.PipelineOptions(), BATCH)
+        steps_per_call = chunk
+        plan = engine.plan_chunk(pipeline, epoch=0, start_step=0, num_steps=chunk, learning_rates=np.full(chunk, 0.1, np.float32))
+
+        def call():
+            return engine.run_chunk(pipeline, plan)[-1]
+
+    for _ in range(2 if steps_per_call == 1 else 1):  # Compile and warm up (a chunk warms up by itself).
+        [float(v) for v in call()]
+    calls = max(1, -(-steps // steps_per_call))
+    start = time.perf_counter()
+    for _ in range(calls):
+        metrics = call()
+    [float(v) for v in metrics]
+    seconds = time.perf_counter() - start
+    return {"images_per_second": calls * steps_per_call * BATCH / seconds}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Driver
+
+
+def _torch_python(requested):
+    """A Python executable that can import torch, or None."""
+    candidates = [requested] if requested else [sys.executable]
+    for python in candidates:
+        probe = subprocess.run([python, "-c", "import torch"], capture_output=True)
+        if probe.returncode == 0:
+            return python
+        if requested:
+            raise SystemExit(f"--torch-python {requested!r} cannot import torch: {probe.stderr.decode().strip()[-300:]}")
+    return None
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _run(python, job, env_extra) -> dict:
+    backend = _BACKENDS.get(job["config"], "none")
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", **env_extra)
+    if backend != "none":
+        env["KERAS_BACKEND"] = backend
+    process = subprocess.run([python, os.path.abspath(__file__), "--worker", json.dumps(job)],
+                             capture_output=True, text=True, env=env)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+    if process.returncode or not lines:
+        return {"error": (process.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(lines[-1][7:])
+
+
+def main() -> None:
+    """Run the interleaved rounds and print the medians and the ratios against PyTorch."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56"])
+    parser.add_argument("--configs", nargs="+", default=["torch", "tf", "tf_xla", "jax", "jax_fast"], choices=CONFIGS)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median is kept)")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
+    parser.add_argument("--chunk", type=int, default=10, help="steps per dispatch of jax_fast")
+    parser.add_argument("--bf16", action="store_true", help="add torch_bf16 and jax_fast_bf16 rows")
+    parser.add_argument("--torch-python", default=None, help="a Python with torch installed (default: this one)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for every worker (e.g. thread settings), repeatable")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        job = json.loads(args.worker)
+        if job["config"].startswith("torch"):
+            result = _torch_worker(job["model"], job["steps"], job["config"] == "torch_bf16")
+        else:
+            result = _engine_worker(job["config"], job["model"], job["steps"], job["chunk"])
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+
+    configs = list(dict.fromkeys(args.configs + (["torch_bf16", "jax_fast_bf16"] if args.bf16 else [])))
+    torch_python = _torch_python(args.torch_python) if any(c.startswith("torch") for c in configs) else None
+    if torch_python is None:
+        configs = [c for c in configs if not c.startswith("torch")]
+    env_extra = dict(item.split("=", 1) for item in args.env)
+    print(f"{os.cpu_count()} CPU(s); batch {BATCH}; {args.steps} timed steps; {args.rounds} interleaved rounds; "
+          f"AVX-512 BF16: {'yes' if _cpu_has_bf16() else 'no'}; env {env_extra or '-'}", flush=True)
+    if torch_python is None:
+        print("torch not installed: no PyTorch reference (pass --torch-python PATH to a Python that has it)")
+    samples = {(m, c): [] for m in args.models for c in configs}
+    for round_index in range(args.rounds):
+        for model in args.models:
+            for config in configs:
+                job = {"config": config, "model": model, "steps": args.steps, "chunk": args.chunk}
+                python = torch_python if config.startswith("torch") else sys.executable
+                result = _run(python, job, env_extra)
+                shown = f"{result['images_per_second']:8.1f} images/s" if "error" not in result else result["error"]
+                load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+                print(f"round {round_index + 1}  {model:9s} {config:14s} {shown}   (load average {load:.1f})", flush=True)
+                if "error" not in result:
+                    samples[(model, config)].append(result["images_per_second"])
+    print("\nmedian images/s" + ("" if torch_python is None else " and ratio to torch (same run)"))
+    for model in args.models:
+        reference = samples.get((model, "torch")) or []
+        for config in configs:
+            values = samples[(model, config)]
+            if not values:
+                print(f"  {model:9s} {config:14s} failed")
+                continue
+            median = statistics.median(values)
+            ratio = f"  {median / statistics.median(reference):5.2f}x torch" if reference else ""
+            print(f"  {model:9s} {config:14s} {median:8.1f}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
