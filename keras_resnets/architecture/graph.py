@@ -34,8 +34,9 @@ def conv_initializer():
 class _LayerFactory:
     """Creates the conv/BN layers of one model with shared numerics options."""
 
-    def __init__(self, synchronized_bn: bool):
+    def __init__(self, synchronized_bn: bool, random_kernels: bool = True):
         self.synchronized_bn = synchronized_bn
+        self.random_kernels = random_kernels
 
     def conv(self, x, filters, kernel_size, stride, name):
         if stride > 1 and kernel_size > 1:
@@ -49,7 +50,7 @@ class _LayerFactory:
             strides=stride,
             padding=padding,
             use_bias=False,
-            kernel_initializer=conv_initializer(),
+            kernel_initializer=conv_initializer() if self.random_kernels else "zeros",
             name=name,
         )(x)
 
@@ -273,6 +274,7 @@ def build_graph(
     input_layers: Sequence[layers.Layer] = (),
     network_input_size: Optional[Sequence[int]] = None,
     weights_for_errors=None,
+    random_kernels: bool = True,
 ) -> keras.Model:
     """Build the Keras functional model of `architecture` with random weights.
 
@@ -285,6 +287,8 @@ def build_graph(
         input_layers: layers applied to the image input before the stem (e.g. the evaluation transform
             of ``include_preprocessing=True``); `network_input_size` is then the (height, width) they output.
         weights_for_errors: the caller's `weights` argument, only quoted in error messages.
+        random_kernels: False when pretrained weights will overwrite every convolution kernel: drawing
+            millions of He-normal values that are thrown away is a large part of a build's cost.
     """
     spec = architecture.spec
     _choice("pooling", pooling, POOLING_OPTIONS)
@@ -312,7 +316,7 @@ def build_graph(
         shape = (*network_input_size, shape[-1])
     _validate_shape(spec, shape, include_top, weights_for_errors)
 
-    make = _LayerFactory(synchronized_bn)
+    make = _LayerFactory(synchronized_bn, random_kernels)
     block_fn = _BLOCKS[spec.block]
     x = _stem(make, x, spec)
     for stage_index, (num_blocks, filters) in enumerate(zip(spec.stage_blocks, spec.stage_filters)):

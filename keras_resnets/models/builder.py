@@ -107,6 +107,8 @@ def build_resnet(
         input_layers=input_layers,
         network_input_size=network_input_size,
         weights_for_errors=weights,
+        # Loading pretrained weights sets every convolution (a mismatch raises), so skip their random draw.
+        random_kernels=weights is None,
     )
     if weights is not None:
         load_weights(model, weights, architecture=architecture)
