@@ -7,7 +7,7 @@ TensorFlow; ``keras_resnets.ResNet50`` imports them when it is first looked up.
 
 import importlib
 
-__version__ = "0.1.0"
+from keras_resnets.version import __version__  # noqa: E402,F401 (re-exported)
 
 from keras_resnets.models.registry import NAMED_MODELS as _NAMED_MODELS  # Plain data, no Keras.
 

@@ -8,7 +8,7 @@ imported from :mod:`keras_resnets.models.zoo` only when a model is built.
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 from typing import Callable, Dict, List, Optional
 
 from keras_resnets.architecture import specs as specs_lib
@@ -58,8 +58,12 @@ class ModelEntry:
 
     @property
     def builder(self) -> Callable:
-        """The public builder (``keras_resnets.ResNet50``...); importing it imports Keras."""
-        return getattr(importlib.import_module("keras_resnets.models.zoo"), public_name(self.architecture))
+        """A function that builds this model with the ``keras.applications`` keyword arguments (what
+        ``keras_resnets.ResNet50`` and friends call). Importing the builder imports Keras, so it happens
+        here, on first use, and listing the registry stays free of Keras."""
+        from keras_resnets.models.builder import build_resnet
+
+        return functools.partial(build_resnet, self.spec, residual=self.residual)
 
     @property
     def name(self) -> str:

@@ -22,6 +22,7 @@ from keras_resnets import outputs
 from keras_resnets.weights import fingerprint, hub
 from keras_resnets.weights.catalog import default_preprocessing
 from keras_resnets.architecture.identity import Architecture
+from keras_resnets.version import __version__
 from keras_resnets.weights.loader import CONFIG_FILENAME, WEIGHTS_FILENAME
 from keras_resnets.weights.records import Preprocessing
 
@@ -188,7 +189,6 @@ def write_model_folder(
 
 def _write_model_files(model, folder, architecture, classes, repo_name, license, provenance, metrics,
                        preprocessing, class_names, intended_use, source_check) -> None:
-    from keras_resnets import __version__
 
     weights_path = folder / WEIGHTS_FILENAME
     fingerprint.save_weights(model, str(weights_path))
