@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export KERAS_RESNETS_SHARED_DIR="${KERAS_RESNETS_SHARED_DIR:-$(cd .. && pwd)/shared}"
-KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -n 2 "$@" tests
+KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -n 2 --durations=20 "$@" tests
 KERAS_BACKEND=jax .venv/bin/python -m pytest -n 2 -m "backend and not slow" "$@" tests
