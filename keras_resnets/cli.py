@@ -31,44 +31,25 @@ def _weights_argument(value: str):
     return None if value.lower() == "none" else value
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
+def _number_argument(convert, accept, expected: str):
+    """An argparse type: `convert` the text, then keep it only if `accept(number)`; the error says `expected`."""
+
+    def parse(value: str):
+        try:
+            number = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
+        if not accept(number):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not 0 < number < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {value!r}")
-    return number
+_positive_int = _number_argument(int, lambda n: n >= 1, "a positive integer")
+_non_negative_int = _number_argument(int, lambda n: n >= 0, "an integer >= 0")
+_positive_float = _number_argument(float, lambda n: 0 < n < float("inf"), "a positive number")
+_fraction = _number_argument(float, lambda n: 0 <= n < 1, "a fraction in [0, 1)")
 
 
 def _unfreeze_argument(value: str):
