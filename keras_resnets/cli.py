@@ -79,7 +79,7 @@ def preflight_weights(model: str, weights) -> None:
     and the model build; anything that is not a registry name/tag is left to the loader.
     """
     from keras_resnets.models.registry import model_entry
-    from keras_resnets.tasks.model_info import resolve_default_weights
+    from keras_resnets.models.registry import resolve_default_weights
     from keras_resnets.weights import catalog
     from keras_resnets.weights.cache import CacheEntry
     from keras_resnets.weights.fetch import fetch_record

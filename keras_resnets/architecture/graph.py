@@ -80,7 +80,8 @@ def _shortcut(make, x, out_channels, stride, option, prefix):
 def _zero_pad_shortcut(x, out_channels, stride, prefix):
     """Option A from standard Keras layers: ``x[:, ::stride, ::stride, :]`` then zero channels on both sides.
 
-    A 1x1 max-pool with stride `stride` is exactly the subsampling. Keras has no channel-padding layer, so
+    A 1x1 average pool with stride `stride` is exactly the subsampling (a max-pool would be too, but its
+    gradient has no deterministic XLA kernel, which deterministic TF training with XLA needs). Keras has no channel-padding layer, so
     the channels are moved to a spatial axis, padded by ``ZeroPadding2D`` and moved back; for a doubling
     of width that pads ``filters // 4`` channels on each side, as the CIFAR reference implementation does
     (an odd difference puts the extra channel last). The last layer keeps the name ``<block>.shortcut``.
@@ -89,7 +90,7 @@ def _zero_pad_shortcut(x, out_channels, stride, prefix):
     if extra < 0:
         raise ValueError(f"An option-A shortcut cannot reduce channels: {x.shape[-1]} -> {out_channels} at {prefix}.")
     if stride > 1:
-        x = layers.MaxPooling2D(pool_size=1, strides=stride, padding="valid", name=f"{prefix}.shortcut.subsample")(x)
+        x = layers.AveragePooling2D(pool_size=1, strides=stride, padding="valid", name=f"{prefix}.shortcut.subsample")(x)
     x = layers.Permute((3, 1, 2), name=f"{prefix}.shortcut.channels_to_rows")(x)
     x = layers.ZeroPadding2D(((extra // 2, extra - extra // 2), (0, 0)), data_format="channels_last",
                              name=f"{prefix}.shortcut.pad")(x)

@@ -148,3 +148,14 @@ def get_model(name: str, **kwargs):
 def model_entry(name: str) -> ModelEntry:
     """The registry record (spec, residual flag, paper error) of the model `name`."""
     return MODELS.entry(name)
+
+
+# The pretrained weight tag used when a command or function is asked for weights="default".
+DEFAULT_WEIGHTS = {"imagenet": "imagenet", "cifar": "cifar10"}
+
+
+def resolve_default_weights(model_name: str, weights):
+    """Map ``weights="default"`` to the standard pretrained tag of the model's family; others pass through."""
+    if isinstance(weights, str) and weights == "default":
+        return DEFAULT_WEIGHTS[model_entry(model_name).spec.family]
+    return weights

@@ -13,12 +13,10 @@ import os
 from typing import List, Optional, Sequence
 
 from keras_resnets.data import preprocessing as preprocessing_lib
-from keras_resnets.models.registry import get_model, model_entry
+from keras_resnets.models.registry import DEFAULT_WEIGHTS, get_model, model_entry, resolve_default_weights  # noqa: F401
 from keras_resnets.weights.catalog import get_weights_record, is_registered_name
 from keras_resnets.weights.records import Preprocessing
 
-# The pretrained weight tag used when a command or function is asked for weights="default".
-DEFAULT_WEIGHTS = {"imagenet": "imagenet", "cifar": "cifar10"}
 
 MODEL_FILE_NAME = "model.keras"
 INFO_FILE_NAME = "keras_resnets.json"
@@ -163,13 +161,6 @@ def is_saved_classifier(path) -> bool:
     """Whether `path` is a directory written by :func:`save_classifier`."""
     path = os.fspath(path)
     return os.path.isfile(os.path.join(path, MODEL_FILE_NAME)) and os.path.isfile(os.path.join(path, INFO_FILE_NAME))
-
-
-def resolve_default_weights(model_name: str, weights):
-    """Map ``weights="default"`` to the standard pretrained tag of the model's family; others pass through."""
-    if isinstance(weights, str) and weights == "default":
-        return DEFAULT_WEIGHTS[model_entry(model_name).spec.family]
-    return weights
 
 
 def reject_builtin_preprocessing(model, argument: str = "model") -> None:

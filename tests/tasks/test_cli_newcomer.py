@@ -1,6 +1,7 @@
 """The command line as a newcomer meets it: fast listings without TensorFlow, weight status, offline
 failures in seconds with the fix, labelled predictions, and one-line errors (tracebacks only with --debug)."""
 
+import hashlib
 import json
 import os
 import pathlib
@@ -89,7 +90,8 @@ def test_weights_shows_each_records_status(tmp_path, monkeypatch, capsys):
     entry = cache.CacheEntry(cached)  # A complete entry, as download_weights leaves it.
     entry.weights_path.parent.mkdir(parents=True)
     entry.weights_path.write_bytes(b"weights")
-    entry.meta_path.write_text(json.dumps(dict(entry.expected_meta(), source_sha256=cached.sha256)))
+    entry.meta_path.write_text(json.dumps(dict(entry.expected_meta(), source_sha256=cached.sha256,
+                                               weights_sha256=hashlib.sha256(b"weights").hexdigest())))
     assert cli.main(["weights"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("resnet")}
     assert " cached " in rows["resnet18.tv_in1k"]

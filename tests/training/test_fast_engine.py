@@ -86,12 +86,13 @@ def test_fast_engine_trains_like_the_standard_one_and_resumes_exactly(tiny_cifar
     jobs = [
         {"workdir": str(tmp_path / "standard"), "config": tiny_fields(tiny_cifar_root)},
         {"workdir": str(tmp_path / "fast"), "config": tiny_fields(tiny_cifar_root, engine="jax_fast")},
-        # Stopped at step 15 (after a checkpoint), then resumed to 30 in the same workdir.
-        {"workdir": str(tmp_path / "resumed"), "config": tiny_fields(tiny_cifar_root, engine="jax_fast", train_length=15)},
+        # Stopped early by a time budget (which may change between the sittings of one run; the schedule
+        # may not), then resumed to 30 in the same workdir.
+        {"workdir": str(tmp_path / "resumed"), "config": tiny_fields(tiny_cifar_root, engine="jax_fast", max_train_seconds=1e-6)},
         {"workdir": str(tmp_path / "resumed"), "config": tiny_fields(tiny_cifar_root, engine="jax_fast")},
     ]
     standard, fast, first_half, resumed = run_jax(jobs)
-    assert standard["steps"] == fast["steps"] == resumed["steps"] == 30 and first_half["steps"] == 15
+    assert standard["steps"] == fast["steps"] == resumed["steps"] == 30 and 0 < first_half["steps"] < 30
 
     # Same data, same augmentation, same schedule: the same weights up to float32 rounding.
     reference, candidate = h5_arrays(tmp_path / "standard" / "last.weights.h5"), h5_arrays(tmp_path / "fast" / "last.weights.h5")
@@ -109,7 +110,10 @@ def test_fast_engine_trains_like_the_standard_one_and_resumes_exactly(tiny_cifar
     again = h5_arrays(tmp_path / "resumed" / "last.weights.h5")
     for name in whole:
         np.testing.assert_array_equal(whole[name], again[name], err_msg=name)
-    assert history(tmp_path / "fast")[-1] == history(tmp_path / "resumed")[-1]
+    # The stop added an evaluation row, so only the last row's evaluation is compared.
+    last_whole, last_again = history(tmp_path / "fast")[-1], history(tmp_path / "resumed")[-1]
+    assert (last_whole["step"], last_whole["eval_loss"], last_whole["eval_error"]) == \
+        (last_again["step"], last_again["eval_loss"], last_again["eval_error"])
 
 
 @pytest.mark.slow
