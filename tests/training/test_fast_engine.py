@@ -6,16 +6,14 @@ TensorFlow first), on the tiny CIFAR JPEG tree.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-import h5py
 import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
+from helpers.kill_resume import h5_arrays, run_whole_then_killed_and_resumed
 
 HELPER = REPO_ROOT / "tests" / "helpers" / "fast_engine_runs.py"
 
@@ -41,13 +39,6 @@ def run_jax(jobs, mode="runs"):
     assert process.returncode == 0, process.stderr[-3000:]
     line = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
-
-
-def h5_arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
-    return arrays
 
 
 def history(workdir):
@@ -126,29 +117,13 @@ def test_killed_fast_run_resumes_to_identical_weights(tiny_cifar_root, tmp_path)
         "--set", "engine=jax_fast",
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
-    reference = subprocess.run(command + ["--workdir", str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-
-    interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(command + ["--workdir", str(interrupted)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = interrupted / "checkpoints"
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if checkpoints.is_dir() and any(name.endswith(".npz") for name in os.listdir(checkpoints)):
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-
-    resumed = subprocess.run(command + ["--workdir", str(interrupted)], env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole_dir, interrupted, resumed = run_whole_then_killed_and_resumed(command, env, tmp_path)
     assert "Resumed from" in resumed.stdout
-    whole, again = h5_arrays(tmp_path / "whole" / "last.weights.h5"), h5_arrays(interrupted / "last.weights.h5")
+    whole, again = h5_arrays(whole_dir / "last.weights.h5"), h5_arrays(interrupted / "last.weights.h5")
     assert whole.keys() == again.keys() and len(whole) > 20
     for name in whole:
         np.testing.assert_array_equal(whole[name], again[name], err_msg=name)
-    assert history(tmp_path / "whole") == history(interrupted)
+    assert history(whole_dir) == history(interrupted)
 
 
 def test_fast_engine_refuses_what_it_cannot_reproduce():

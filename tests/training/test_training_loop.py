@@ -4,16 +4,13 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
 import sys
-import time
 
-import h5py
 import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
+from helpers.kill_resume import h5_arrays, run_whole_then_killed_and_resumed
 
 
 
@@ -26,13 +23,6 @@ def tiny_config(data_dir, **overrides):
     )
     fields.update(overrides)
     return TrainConfig(**fields)
-
-
-def h5_arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
-    return arrays
 
 
 @pytest.mark.backend
@@ -83,38 +73,20 @@ def test_killed_run_resumes_to_identical_weights(backend, tiny_cifar_root, tmp_p
         "--set", "log_every_steps=5", "--set", "checkpoint_every_steps=5", "--set", "deterministic=true",
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-    reference = subprocess.run(command + ["--workdir", str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-
-    interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(command + ["--workdir", str(interrupted)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = interrupted / "checkpoints"
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if checkpoints.is_dir() and any(name.endswith(".npz") for name in os.listdir(checkpoints)):
-            break
-        time.sleep(0.02)
     # SIGKILL at a random moment after the first checkpoint: any step, mid-epoch or not, possibly
     # while a checkpoint or the history is being written.
     delay = random.uniform(0.0, 1.0)
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, f"the run finished before it could be killed ({delay:.2f}s)"
-    assert not (interrupted / "final_metrics.json").exists()
-
-    resumed = subprocess.run(command + ["--workdir", str(interrupted)], env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole_dir, interrupted, resumed = run_whole_then_killed_and_resumed(command, env, tmp_path, delay)
     resumed_at = re.search(r"Resumed from \S+ at step (\d+)\.", resumed.stdout)
     assert resumed_at, resumed.stdout[-3000:]
     print(f"killed {delay:.2f}s after the first checkpoint; resumed at step {resumed_at.group(1)}")
-    whole, again = h5_arrays(tmp_path / "whole" / "last.weights.h5"), h5_arrays(interrupted / "last.weights.h5")
+    whole, again = h5_arrays(whole_dir / "last.weights.h5"), h5_arrays(interrupted / "last.weights.h5")
     assert whole.keys() == again.keys() and len(whole) > 20
     for name in whole:
         np.testing.assert_array_equal(whole[name], again[name], err_msg=name)
     strip = lambda rows: [{k: v for k, v in r.items() if "time" not in k and "per_second" not in k} for r in rows]  # noqa: E731
     history = lambda d: strip(json.loads((d / "history.json").read_text()))  # noqa: E731
-    assert history(tmp_path / "whole") == history(interrupted)
+    assert history(whole_dir) == history(interrupted)
 
 
 @pytest.mark.backend
