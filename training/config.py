@@ -25,6 +25,7 @@ NORMALIZATIONS = ("per_channel", "per_pixel_mean")
 PRECISIONS = ("float32", "bfloat16", "float16")
 INPUT_PIPELINES = ("auto", "tf_data", "numpy")
 ENGINES = ("standard", "jax_fast")
+FAST_ENGINE_LOOPS = ("auto", "scan", "steps")
 
 
 @dataclasses.dataclass
@@ -87,6 +88,9 @@ class TrainConfig:
     # "jax_fast": one device, JAX; data on the device, augmentation in the step, log_every_steps steps
     # per dispatch (training/engine_jax_fast.py). Same batches and steps as "standard".
     engine: str = "standard"
+    # How "jax_fast" runs a chunk: "scan" (one dispatch), "steps" (a dispatch per step), "auto" (steps on
+    # the CPU, whose XLA runs convolutions inside loops far slower, scan elsewhere). Same results.
+    fast_engine_loop: str = "auto"
 
     # Distribution.
     distribution: str = "auto"
@@ -211,6 +215,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _choice(config, "input_pipeline", INPUT_PIPELINES)
     _choice(config, "eval_crops", (1, 10))
     _choice(config, "engine", ENGINES)
+    _choice(config, "fast_engine_loop", FAST_ENGINE_LOOPS)
     if config.engine == "jax_fast":
         _check_fast_engine(config)
     _choice(config, "final_eval_crops", (None, 1, 10))

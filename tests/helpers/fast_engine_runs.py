@@ -59,7 +59,8 @@ def engines(job):
                                      images=rng.integers(0, 256, (count, 16, 16, 3), dtype=np.uint8))
     pipeline = input_pipeline.NumpyPipeline(split, input_pipeline.PipelineOptions(image_size=16, seed=7), batch)
     config = TrainConfig(model="resnet8", image_size=16, global_batch_size=batch, base_lr=0.05, lr_boundaries=(),
-                         train_length=steps, log_every_steps=job["log_every_steps"], distribution="none")
+                         train_length=steps, log_every_steps=job["log_every_steps"], distribution="none",
+                         fast_engine_loop=job.get("loop", "auto"))
     dist = resolve_distribution("none")
     mean, std = np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32)
 
@@ -88,6 +89,7 @@ def engines(job):
         "resumed_metrics": resumed_rows,
         "max_weight_difference": max(float(np.max(np.abs(a - b))) for a, b in zip(final_standard, final_fast)),
         "weights_moved": max(float(np.max(np.abs(a - b))) for a, b in zip(initial, final_fast)),
+        "fast_loop": fast.loop,
         "resumed_equal": all(np.array_equal(a, b) for a, b in zip(final_fast, final_resumed)),
     }
 

@@ -58,10 +58,13 @@ def test_device_augmentation_equals_the_numpy_pipeline():
         np.testing.assert_array_equal(np.asarray(device_augment(images, top, left, flip, padding)), expected)
 
 
-def test_fast_engine_takes_the_standard_steps_and_resumes_bit_identically():
+@pytest.mark.parametrize("loop", ["scan", "steps"])
+def test_fast_engine_takes_the_standard_steps_and_resumes_bit_identically(loop):
     # Engines alone (no loop, no files): 8 steps over an epoch boundary (6 steps per epoch), chunks of
-    # at most 3 steps; the resumed engine restarts from a state saved at step 3 (a chunk end).
-    result = run_jax({"steps": 8, "steps_per_epoch": 6, "log_every_steps": 3, "resume_at": 3}, mode="engines")
+    # at most 3 steps; the resumed engine restarts from a state saved at step 3 (a chunk end). "scan"
+    # is what an accelerator runs, "steps" what the CPU runs ("auto").
+    result = run_jax({"steps": 8, "steps_per_epoch": 6, "log_every_steps": 3, "resume_at": 3, "loop": loop}, mode="engines")
+    assert result["fast_loop"] == loop
     standard, fast = np.asarray(result["standard_metrics"]), np.asarray(result["fast_metrics"])
     assert standard.shape == fast.shape == (8, 3)
     np.testing.assert_array_equal(fast[:, 2], standard[:, 2])  # Batch sizes.
