@@ -19,6 +19,7 @@ import http.server
 import json
 import re
 import threading
+import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
@@ -68,7 +69,7 @@ class FakeHub:
         self.trickled[(repo_id, filename)] = seconds_per_chunk
 
     def go_silent(self) -> None:
-        """Accept every later request and never answer it (until the server stops)."""
+        """Accept every later file request and never answer it (until the server stops)."""
         self.silent = True
 
     def count(self, method: Optional[str] = None) -> int:
@@ -98,8 +99,19 @@ class FakeHub:
         return self
 
     def stop(self) -> None:
-        """Shut the server down."""
+        """Shut the server down once the downloads a test abandoned have ended (at most 10 s).
+
+        keras_resnets abandons a download at its deadline and its thread lives on. Released, a silent
+        request gets a 404 and a trickle the rest of its body, which ends that thread. Closing the port
+        under it instead made huggingface_hub retry, get a connection error and close its shared HTTP
+        client, under whatever download a later test in this process had in flight (a flaky ReadError).
+        """
         self.released.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            thread.name == "keras-resnets-download" and thread.is_alive() for thread in threading.enumerate()
+        ):
+            time.sleep(0.05)
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -129,12 +141,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _resolve(self, head_only: bool):
         state = self.state
         state.requests.append((self.command, self.path))
-        if state.silent:
-            state.released.wait()
-            return
         match = _RESOLVE.match(self.path.split("?")[0])
         if match is None:
+            # E.g. huggingface_hub's once-per-process /api/agent-harnesses request; never silent, so that a
+            # silent Hub holds the file request itself whether or not this process has asked before.
             return self._json(404, {"error": "unknown route"})
+        if state.silent:
+            state.released.wait()
+            return self._send(404, {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Hub stopped"},
+                              b'{"error":"Hub stopped"}', head_only)
         repo_id, revision, filename = match["repo"], match["rev"], match["path"]
         repo = state.repos.get(repo_id)
         if repo is None:
@@ -163,12 +178,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, dict(headers, **{"Content-Length": str(len(served))}), served)
         self._send(200, dict(headers, **{"Content-Length": str(len(served))}), b"", head_only=True)
         for start in range(0, len(served), 16):
-            if state.released.wait(delay):
-                return
+            released = state.released.wait(delay)  # Released: the rest at once.
             try:
-                self.wfile.write(served[start:start + 16])
+                self.wfile.write(served[start:] if released else served[start:start + 16])
                 self.wfile.flush()
             except OSError:  # The client gave up.
+                return
+            if released:
                 return
 
     def do_HEAD(self):  # noqa: N802 (http.server naming)
