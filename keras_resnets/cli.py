@@ -216,8 +216,9 @@ def _run_predict(args) -> int:
 
 
 def _run_export(args) -> int:
-    from keras_resnets.tasks.export import export_model, saved_model_signatures
+    from keras_resnets.tasks.export import check_export_destination, export_model, saved_model_signatures
 
+    check_export_destination(args.output, args.format, overwrite=args.overwrite)  # Before the model loads.
     model, info = _load(args.model, args.weights)
     print(f"Exporting {model.name} ({info.num_classes} classes) as {args.format} to {args.output} ...", flush=True)
     kwargs = {"top_k": args.top_k} if args.format == "saved_model" else {}
