@@ -48,7 +48,7 @@ def cifar_tiles(archive: pathlib.Path, per_class: int = 20):
     return [by_class[name][i] for i in range(per_class) for name in sorted(by_class)]
 
 
-def test_images(archive: pathlib.Path):
+def reference_images(archive: pathlib.Path):
     """``{name: uint8 (H, W, 3)}``: detailed and smooth, landscape, portrait and small test images."""
     tiles = cifar_tiles(archive)
     rows = [np.concatenate(tiles[r * 16 : (r + 1) * 16], axis=1) for r in range(12)]
@@ -96,7 +96,7 @@ def _through_layers(image: np.ndarray, pre) -> np.ndarray:
     x = keras.ops.convert_to_tensor(image[None].astype("float32"))
     for layer in _layers(pre):
         x = layer(x)
-    return _denormalize(keras.ops.convert_to_numpy(x)[0], pre)
+    return denormalize(keras.ops.convert_to_numpy(x)[0], pre)
 
 
 def _through_layers_graph(image: np.ndarray, pre) -> np.ndarray:
@@ -110,10 +110,11 @@ def _through_layers_graph(image: np.ndarray, pre) -> np.ndarray:
             x = layer(x)
         return x
 
-    return _denormalize(run(image[None].astype("float32")).numpy()[0], pre)
+    return denormalize(run(image[None].astype("float32")).numpy()[0], pre)
 
 
-def _denormalize(x: np.ndarray, pre) -> np.ndarray:
+def denormalize(x: np.ndarray, pre) -> np.ndarray:
+    """Normalised network input back to pixel levels 0..255 (inverse of the record's mean/std)."""
     return x * np.float32(255.0) * np.asarray(pre.std, np.float32) + np.float32(255.0) * np.asarray(pre.mean, np.float32)
 
 
@@ -188,7 +189,7 @@ def main(argv=None) -> int:
     if not archive.is_file():
         raise SystemExit(f"error: CIFAR-10 JPEG archive not found: {archive} (set --shared)")
     start = time.perf_counter()
-    images = test_images(archive)
+    images = reference_images(archive)
     table = measure(images, paths())
     print(f"mean / max |network input - PIL reference|, pixel levels 0..255, Keras backend {keras.backend.backend()}")
     print("layers: include_preprocessing=True; tf.data/serving: fine-tuning, predict, SavedModel signatures")
