@@ -146,3 +146,13 @@ def test_committed_weights_reproduce_the_recorded_test_error(record, cifar10_jpe
     assert abs(top5 - record.metrics.top5) <= 0.1, (top5, record.metrics.top5)
     # float32 on the CPU against the run's own bfloat16 evaluation on the GPU: close, not equal.
     assert abs(error - TRAINING_TIME_ERROR[record.model]) < 0.5
+
+
+def test_the_weights_listing_shows_the_sha256_pin_and_the_committed_file(tmp_path, monkeypatch, capsys):
+    from keras_resnets import cli
+
+    monkeypatch.setenv("KERAS_RESNETS_CACHE", str(tmp_path / "empty-cache"))
+    assert cli.main(["weights", "--model", "plain20"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("plain20")}
+    assert "86.75" in rows["plain20.cifar10_jpeg"] and "downloadable (sha256 pinned)" in rows["plain20.cifar10_jpeg"]
+    assert "--weights weights/trained/plain20.cifar10_jpeg/model.weights.h5" in rows["plain20.cifar10_jpeg:"]
