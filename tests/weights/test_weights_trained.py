@@ -156,3 +156,19 @@ def test_the_weights_listing_shows_the_sha256_pin_and_the_committed_file(tmp_pat
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("plain20")}
     assert "86.75" in rows["plain20.cifar10_jpeg"] and "downloadable (sha256 pinned)" in rows["plain20.cifar10_jpeg"]
     assert "--weights weights/trained/plain20.cifar10_jpeg/model.weights.h5" in rows["plain20.cifar10_jpeg:"]
+
+
+def test_a_committed_file_loaded_by_path_gets_its_folders_preprocessing(tmp_path):
+    from keras_resnets.data.preprocessing import preprocessing_beside, preprocessing_for
+
+    record = catalog.CATALOG.get("resnet20.cifar10_jpeg")
+    path = _folder(record) / "model.weights.h5"
+    assert preprocessing_beside(path) == record.preprocessing
+    assert preprocessing_for(str(path), model="resnet20") == record.preprocessing
+    assert preprocessing_for(str(path)) == record.preprocessing  # No model needed: the folder says it.
+    alone = tmp_path / "model.weights.h5"
+    shutil.copyfile(path, alone)  # Without its config.json: the usual CIFAR transform.
+    assert preprocessing_for(str(alone), model="resnet20") == catalog.default_preprocessing("cifar")
+    (tmp_path / "config.json").write_text(json.dumps({"weights_file": "other.weights.h5",
+                                                      "preprocessing": record.preprocessing.to_dict()}))
+    assert preprocessing_beside(alone) is None  # A config.json about another file does not count.
