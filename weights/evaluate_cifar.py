@@ -1,6 +1,7 @@
 """Top-1 of the converted akamaster CIFAR-10 ResNets on the 10,000-image JPEG test set.
 
     python -m weights.evaluate_cifar [--shared ../shared] [--depths 20 32 44 56]
+    python -m weights.evaluate_cifar --trained     # the project's own weights/trained/*.cifar10_jpeg
 
 Reads ``data/cifar10-jpeg.tar.gz`` (extracted into a temporary folder) and the ``.npz`` checkpoints in
 ``weights/akamaster/`` of the shared folder. The JPEGs are lossy re-encodings (about 29.7 dB PSNR),
@@ -102,13 +103,47 @@ def classification_metrics(model, images, labels, preprocessing, batch_size: int
     }
 
 
+def evaluate_trained(archive) -> int:
+    """Print the test error of every committed ``cifar10_jpeg`` weights file (float32, this machine)
+    next to the one its registry record states; 1 if any differs by more than 0.1 points."""
+    import time
+
+    import keras
+
+    import keras_resnets
+    from keras_resnets.weights import catalog
+
+    root = pathlib.Path(__file__).resolve().parents[1] / catalog.TRAINED_FOLDER
+    images, labels = load_jpeg_split(archive, "test")
+    print(f"CIFAR-10 JPEG test set: {len(labels)} images, float32, Keras backend {keras.backend.backend()}")
+    print("| weights | top-1 error (measured here) | top-1 error (record) | top-5 |")
+    print("|---|---:|---:|---:|")
+    status = 0
+    for record in keras_resnets.list_weights():
+        if record.tag != catalog.CIFAR10_JPEG_TAG:
+            continue
+        start = time.monotonic()
+        path = root / record.name / record.filename
+        model = keras_resnets.get_model(record.model, weights=str(path), classifier_activation=None)
+        measured = classification_metrics(model, images, labels, record.preprocessing)
+        error, recorded = 100 - measured["top1"], 100 - record.metrics.top1
+        print(f"| {record.name} | {error:.2f} % | {recorded:.2f} % | {measured['top5']:.2f} % |  "
+              f"({time.monotonic() - start:.0f} s)")
+        status |= abs(error - recorded) > 0.1
+    return int(status)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_shared = os.environ.get("KERAS_RESNETS_SHARED_DIR", str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
     parser.add_argument("--shared", default=default_shared, help="the shared data folder")
     parser.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56])
+    parser.add_argument("--trained", action="store_true",
+                        help="evaluate the project's own cifar10_jpeg weights committed in weights/trained/ instead")
     args = parser.parse_args(argv)
     shared = pathlib.Path(args.shared)
+    if args.trained:
+        return evaluate_trained(shared / "data" / "cifar10-jpeg.tar.gz")
     print("| model | top-1 (JPEG test, 10,000) | upstream top-1 (PNG test) |")
     print("|---|---:|---:|")
     with tempfile.TemporaryDirectory() as workdir:
