@@ -166,6 +166,9 @@ def test_a_committed_file_loaded_by_path_gets_its_folders_preprocessing(tmp_path
     assert preprocessing_beside(path) == record.preprocessing
     assert preprocessing_for(str(path), model="resnet20") == record.preprocessing
     assert preprocessing_for(str(path)) == record.preprocessing  # No model needed: the folder says it.
+    from keras_resnets.tasks.model_info import classifier_preprocessing  # What predict and export use.
+
+    assert classifier_preprocessing("resnet20", str(path), (32, 32)) == record.preprocessing
     alone = tmp_path / "model.weights.h5"
     shutil.copyfile(path, alone)  # Without its config.json: the usual CIFAR transform.
     assert preprocessing_for(str(alone), model="resnet20") == catalog.default_preprocessing("cifar")
