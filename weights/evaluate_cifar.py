@@ -134,6 +134,7 @@ def evaluate_trained(archive) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the command line (see the module doc); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_shared = os.environ.get("KERAS_RESNETS_SHARED_DIR", str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
     parser.add_argument("--shared", default=default_shared, help="the shared data folder")

@@ -226,6 +226,9 @@ def measure_cifar10_jpeg(model, archive, preprocessing: Preprocessing) -> dict:
 
     if keras.config.dtype_policy().name != "float32":
         raise SystemExit(f"error: --evaluate measures in float32; the dtype policy is {keras.config.dtype_policy().name}")
+    outputs = int(model.output.shape[-1])
+    if outputs != 10:
+        raise SystemExit(f"error: --evaluate measures CIFAR-10 classifiers; this model has {outputs} outputs, not 10")
     images, labels = load_jpeg_split(archive, "test")
     measured = classification_metrics(model, images, labels, preprocessing)
     source = catalog.CIFAR10_JPEG_SOURCE.replace("float32 on CPU", f"float32 on {_device()}")

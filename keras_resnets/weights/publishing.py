@@ -104,7 +104,12 @@ def _training_lines(training) -> list:
 
 
 def model_card(config: dict, repo_name: str) -> str:
-    """A Hugging Face model card (README.md) with ``model-index`` metrics for a published weight set."""
+    """A Hugging Face model card (README.md) with ``model-index`` metrics for a published weight set.
+
+    `config` is the folder's config.json; its optional ``training`` entry adds a "Training" section
+    (description, curve table, notes, where the full history is, reproduce commands) and its
+    ``weights_record`` the registry tag to load it by.
+    """
     metrics = config.get("metrics") or {}
     architecture = config["architecture"]
     lines = [
