@@ -169,14 +169,16 @@ def measure(images, path_functions):
 def print_table(table, image_names):
     """One row per preprocessing, one ``mean / max`` column per path, over `image_names`."""
     path_names = list(dict.fromkeys(path for _, path, _ in table))
-    print(f"{'weights':<28}" + "".join(f"{p:>20}" for p in path_names))
-    for names in dict.fromkeys(names for names, _, _ in table):
-        label = names[0] + (f" (+{len(names) - 1} more)" if len(names) > 1 else "")
+    groups = list(dict.fromkeys(names for names, _, _ in table))
+    labels = [names[0] + (f" (+{len(names) - 1} more)" if len(names) > 1 else "") for names in groups]
+    width = max([28] + [len(label) + 1 for label in labels])
+    print(f"{'weights':<{width}}" + "".join(f"{p:>20}" for p in path_names))
+    for names, label in zip(groups, labels):
         cells = []
         for path in path_names:
             values = [table[(names, path, image)] for image in image_names]
             cells.append(f"{np.mean([v[0] for v in values]):.3f} / {max(v[1] for v in values):>3.0f}")
-        print(f"{label:<28}" + "".join(f"{c:>20}" for c in cells))
+        print(f"{label:<{width}}" + "".join(f"{c:>20}" for c in cells))
 
 
 def main(argv=None) -> int:
