@@ -120,7 +120,7 @@ def _run_models(args) -> int:
 
 
 def weights_status(record) -> str:
-    """Where `record`'s weights stand on this machine: cached, downloadable (pinned or not), or not published."""
+    """Where `record`'s weights stand on this machine: cached, downloadable (pinned or not), awaiting upload, or not published."""
     from keras_resnets.weights.cache import CacheEntry
 
     if not record.published:
@@ -129,7 +129,10 @@ def weights_status(record) -> str:
         return "cached"
     if record.pinned:
         return "downloadable (pinned)"
-    # The project's own weights before their revision is known: main, checked against the recorded sha256.
+    if record.sha256 and record.local_alternative:
+        # The project's own weights before their upload: the Hub has no repository for them yet, so
+        # "downloadable" would be untrue; the record names the committed file to load instead.
+        return "awaiting upload: committed file"
     return "downloadable (sha256 pinned)" if record.sha256 else "downloadable (unpinned)"
 
 

@@ -154,7 +154,7 @@ def test_the_weights_listing_shows_the_sha256_pin_and_the_committed_file(tmp_pat
     monkeypatch.setenv("KERAS_RESNETS_CACHE", str(tmp_path / "empty-cache"))
     assert cli.main(["weights", "--model", "plain20"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("plain20")}
-    assert "86.75" in rows["plain20.cifar10_jpeg"] and "downloadable (sha256 pinned)" in rows["plain20.cifar10_jpeg"]
+    assert "86.75" in rows["plain20.cifar10_jpeg"] and "awaiting upload: committed file" in rows["plain20.cifar10_jpeg"]
     assert "--weights weights/trained/plain20.cifar10_jpeg/model.weights.h5" in rows["plain20.cifar10_jpeg:"]
 
 
