@@ -16,6 +16,25 @@ def shared_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("KERAS_RESNETS_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
+# The longest single tests (minutes each on 2 cores): handed out first so that no worker starts one late.
+LONGEST_FIRST = ("training/test_training_real_data.py",)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Slow tests first (the longest modules before them), otherwise collection order (a stable sort).
+
+    pytest-xdist hands tests (or xdist groups, placed at their first test) to the workers in this order, so
+    the expensive ones start early and cheap ones fill the end of the run instead of one long test
+    finishing alone on one worker.
+    """
+    def rank(item):
+        longest = any(item.nodeid.startswith(f"tests/{path}") for path in LONGEST_FIRST)
+        return (not longest, item.get_closest_marker("slow") is None)
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def shared():
     """Returns a function mapping a path inside shared/ to an existing file; a missing file fails."""
@@ -35,7 +54,8 @@ def cifar10_jpeg_root(shared, tmp_path_factory) -> pathlib.Path:
     """The CIFAR-10 JPEG tree (train/<class>/*.jpg, test/<class>/*.jpg) extracted from shared/.
 
     Extracted once per test session: pytest-xdist workers share the parent of their base temp folder,
-    and a file lock lets the first worker extract while the others wait.
+    and a file lock lets the first worker extract while the others wait. GNU tar takes about 4 s for the
+    60,000 files where Python's tarfile took about 45 s; without it, tarfile does the work.
     """
     import tarfile
 
@@ -50,8 +70,23 @@ def cifar10_jpeg_root(shared, tmp_path_factory) -> pathlib.Path:
     done = target / ".complete"
     with FileLock(str(base / "cifar10-jpeg.lock")):
         if not done.exists():
-            with tarfile.open(archive) as tar:
-                tar.extractall(target, filter="data")
+            if not _gnu_tar_extract(archive, target):
+                with tarfile.open(archive) as tar:
+                    tar.extractall(target, filter="data")
             done.touch()
     assert (root / "train").is_dir() and (root / "test").is_dir()
     return root
+
+
+def _gnu_tar_extract(archive, target) -> bool:
+    """Extract `archive` into `target` with GNU tar (no owners, no absolute or ``..`` paths); False without it."""
+    import shutil
+    import subprocess
+
+    tar = shutil.which("tar")
+    if tar is None or "GNU tar" not in subprocess.run([tar, "--version"], capture_output=True, text=True).stdout:
+        return False
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run([tar, "-xzf", str(archive), "-C", str(target), "--no-same-owner", "--no-same-permissions"],
+                   check=True)
+    return True

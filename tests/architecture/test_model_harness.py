@@ -1,6 +1,10 @@
 """One harness that every registered model passes, on every backend (marked `backend`).
 
 Each model is built at a small input with a few classes; ResNet-1202 and its plain twin are marked slow.
+A model is built once for the tests that only read it (the predict and the config/save round trip test of
+one model run one after the other on one worker: a module-scoped fixture per model and an xdist group);
+the 1202-layer nets are built once per process (tests/helpers/deepest_nets.py) and shared with the
+parameter-count and identity tests.
 """
 
 import copy
@@ -11,6 +15,7 @@ import tensorflow as tf
 
 import keras
 import keras_resnets
+from helpers.deepest_nets import DEEPEST, deepest_net, group
 
 pytestmark = pytest.mark.backend
 
@@ -23,60 +28,85 @@ def _small_input_shape(name):
 
 
 def _params(name):
-    marks = [pytest.mark.slow] if name.endswith("1202") else []
-    return pytest.param(name, marks=marks, id=name)
+    if name in DEEPEST:
+        return pytest.param(name, marks=[pytest.mark.slow, group(name)], id=name)
+    return pytest.param(name, marks=[group(f"harness-{name}")], id=name)
 
 
 ALL_MODELS = [_params(name) for name in keras_resnets.list_models()]
+# The 1202-layer nets go through the same code path as the 110-layer ones in the round trip, but a Keras
+# from_config/load_model of 3,600 layers takes minutes on 2 cores; they are built and run by the predict test.
+MODELS_BUT_1202 = [_params(name) for name in keras_resnets.list_models() if name not in DEEPEST]
 
 
 def _build(name, **kwargs):
-    if name == "resnet1202":
-        # Untrained, in inference mode (BN moving statistics still 0/1) every residual block roughly
-        # doubles the activations' scale: 600 blocks overflow float32. Starting the branches at zero
-        # keeps the forward pass finite while still running every layer.
-        kwargs.setdefault("zero_init_last_bn", True)
     return keras_resnets.get_model(name, input_shape=_small_input_shape(name), classes=NUM_CLASSES, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def model(name):
+    """The float32 model `name`, built once for the tests of this module that only read it."""
+    if name in DEEPEST:
+        return deepest_net(name)  # 16x16 input, 10 classes, residual branches starting at zero.
+    return _build(name)
+
+
+def _num_classes(name):
+    return 10 if name in DEEPEST else NUM_CLASSES
 
 
 def _images(name, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (batch, *_small_input_shape(name))).astype("float32")
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_build_predict_numpy_and_tf_data(name):
-    model = _build(name)
-    images = _images(name, batch=3)
-    from_numpy = model.predict(images, batch_size=3, verbose=0)
-    assert from_numpy.shape == (3, NUM_CLASSES)
+@pytest.mark.parametrize("name", ALL_MODELS, scope="module")
+def test_build_predict_numpy_and_tf_data(name, model):
+    images = _images(name, batch=4)
+    # Two batches of 2 from NumPy and from tf.data: one input shape, so each backend traces (TensorFlow) or
+    # compiles (JAX) the model's predict step once; a second shape costs a second trace of the whole graph
+    # (a minute for the 1202-layer nets). A partial last batch is model-independent: tested once below.
+    from_numpy = model.predict(images, batch_size=2, verbose=0)
+    assert from_numpy.shape == (4, _num_classes(name))
     np.testing.assert_allclose(from_numpy.sum(axis=-1), 1.0, rtol=1e-5)
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(2)
     from_dataset = model.predict(dataset, verbose=0)
     np.testing.assert_allclose(from_dataset, from_numpy, rtol=1e-5, atol=1e-6)
 
 
-# The 1202-layer nets go through the same code path as the 110-layer ones here, but a Keras
-# from_config/load_model of 3,600 layers takes minutes on 2 cores; they are built and run above.
-@pytest.mark.parametrize("name", [n for n in keras_resnets.list_models() if not n.endswith("1202")])
-def test_config_round_trip_and_save_load(name, tmp_path):
-    model = _build(name)
+def test_predict_with_a_partial_last_batch():
+    """Three images in batches of 2 (the last one partial), from NumPy and from tf.data, on ResNet-20."""
+    model = _build("resnet20")
+    images = _images("resnet20", batch=3)
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    from_numpy = model.predict(images, batch_size=2, verbose=0)
+    from_dataset = model.predict(tf.data.Dataset.from_tensor_slices(images).batch(2), verbose=0)
+    assert from_numpy.shape == from_dataset.shape == (3, NUM_CLASSES)
+    np.testing.assert_allclose(from_numpy, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(from_dataset, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS_BUT_1202, scope="module")
+def test_config_round_trip_and_save_load(name, model, tmp_path):
     images = _images(name)
-    expected = model.predict(images, verbose=0)
+    # Direct calls (inference mode) rather than predict(): the predict path is the test above, and each
+    # new model would otherwise trace (TensorFlow) or compile (JAX) its own predict function.
+    run = lambda m: keras.ops.convert_to_numpy(m(images, training=False))  # noqa: E731
+    expected = run(model)
 
     config = model.get_config()
     clone = keras.Model.from_config(copy.deepcopy(config))
     assert clone.get_config() == config
     clone.set_weights(model.get_weights())
-    np.testing.assert_array_equal(clone.predict(images, verbose=0), expected)
+    np.testing.assert_array_equal(run(clone), expected)
 
     path = tmp_path / f"{name}.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
-    np.testing.assert_array_equal(restored.predict(images, verbose=0), expected)
+    np.testing.assert_array_equal(run(restored), expected)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("name", [n for n in keras_resnets.list_models() if not n.endswith("1202")])
+@pytest.mark.parametrize("name", [n for n in keras_resnets.list_models() if n not in DEEPEST])
 def test_mixed_precision_outputs_float32(name, policy):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
