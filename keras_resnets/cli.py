@@ -120,26 +120,33 @@ def _run_models(args) -> int:
 
 
 def weights_status(record) -> str:
-    """Where `record`'s weights stand on this machine: cached, downloadable (pinned or not), or not published."""
+    """Where `record`'s weights stand on this machine: cached, downloadable (pinned or not), awaiting upload, or not published."""
     from keras_resnets.weights.cache import CacheEntry
 
     if not record.published:
         return "not published: use a local file"
     if CacheEntry(record).lookup() is not None:
         return "cached"
-    return "downloadable (pinned)" if record.pinned else "downloadable (unpinned)"
+    if record.pinned:
+        return "downloadable (pinned)"
+    if record.sha256 and record.local_alternative:
+        # The project's own weights before their upload: the Hub has no repository for them yet, so
+        # "downloadable" would be untrue; the record names the committed file to load instead.
+        return "awaiting upload: committed file"
+    return "downloadable (sha256 pinned)" if record.sha256 else "downloadable (unpinned)"
 
 
 def _run_weights(args) -> int:
     from keras_resnets.weights import DEFAULT_TAGS, cache_root, list_weights
 
     records = list_weights(args.model)
-    print(f"{'weights':<20} {'top-1 (%)':>9}  {'input':>5}  {'license':<12} {'status':<31} description")
+    name_width = max([20] + [len(record.name) + 1 for record in records])  # "plain20.cifar10_jpeg" is 20 long.
+    print(f"{'weights':<{name_width}} {'top-1 (%)':>9}  {'input':>5}  {'license':<12} {'status':<31} description")
     for record in records:
         top1 = "" if record.metrics.top1 is None else f"{record.metrics.top1:.2f}"
         height, width = record.preprocessing.input_size
         size = str(height) if height == width else f"{height}x{width}"
-        print(f"{record.name:<20} {top1:>9}  {size:>5}  {record.license:<12} "
+        print(f"{record.name:<{name_width}} {top1:>9}  {size:>5}  {record.license:<12} "
               f"{weights_status(record):<31} {record.description}")
     aliases = ", ".join(sorted(DEFAULT_TAGS))
     print(f"\nUse --weights with a tag (the part after the dot) or an alias ({aliases}); "
@@ -148,7 +155,7 @@ def _run_weights(args) -> int:
           "`python -c \"import keras_resnets; keras_resnets.download_weights('NAME')\"` where there is network and "
           "copy the Hugging Face cache folder (HF_HOME, default ~/.cache/huggingface) over.")
     for record in records:
-        if not record.published:
+        if record.local_alternative:  # Unpublished weights, and the project's own (also in a checkout).
             print(f"{record.name}: {record.local_alternative}")
     return 0
 
@@ -216,8 +223,9 @@ def _run_predict(args) -> int:
 
 
 def _run_export(args) -> int:
-    from keras_resnets.tasks.export import export_model, saved_model_signatures
+    from keras_resnets.tasks.export import check_export_destination, export_model, saved_model_signatures
 
+    check_export_destination(args.output, args.format, overwrite=args.overwrite)  # Before the model loads.
     model, info = _load(args.model, args.weights)
     print(f"Exporting {model.name} ({info.num_classes} classes) as {args.format} to {args.output} ...", flush=True)
     kwargs = {"top_k": args.top_k} if args.format == "saved_model" else {}

@@ -66,6 +66,9 @@ class FastJaxEngine(JaxEngine):
             )
         super().__init__(config, dist, num_classes, image_size, mean, std)
         self.chunk_length = config.log_every_steps
+        # The global step the weights are at; mid-chunk the loop has read fewer steps' metrics than that,
+        # and may checkpoint or evaluate only when the two agree (``None``: no chunk run yet).
+        self.state_step = None
         loop = getattr(config, "fast_engine_loop", "auto")
         self.loop = ("steps" if jax.default_backend() == "cpu" else "scan") if loop == "auto" else loop
         self._device_data = None  # (id of the split, images, labels) on the device.
@@ -212,6 +215,8 @@ class FastJaxEngine(JaxEngine):
             rates = [schedule(s, warm) for s in range(step, end)]
             rates[0] = self._lr
             plan = self.plan_chunk(pipeline, epoch, step - epoch * steps_per_epoch, end - step, rates)
-            for row in self.run_chunk(pipeline, plan):
+            rows = self.run_chunk(pipeline, plan)
+            self.state_step = end  # The weights now hold every step of the chunk, whatever the loop has read.
+            for row in rows:
                 yield tuple(row)
             step = end

@@ -20,6 +20,7 @@ that need it, so the data, schedule and argument parts work (and are tested) wit
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
 import os
@@ -46,6 +47,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--model", default="resnet20", help="resnet20, resnet32, resnet44, resnet56 or resnet110")
     parser.add_argument("--epochs", type=int, default=200, help="training epochs (default 200)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (tiny runs)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop at the first epoch end after this many seconds of this sitting (resumable)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--lr-epochs", default="100,150", help="epochs at which the rate is divided by 10")
@@ -58,6 +61,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1. Received: {getattr(args, name)!r}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise ValueError(f"--max-seconds must be above 0. Received: {args.max_seconds!r}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be at least 1. Received: {args.max_steps!r}")
     try:
@@ -93,19 +98,26 @@ def load_split(root: str, split: str, classes: Optional[List[str]] = None) -> Tu
         raise ValueError(f"No '{split}' folder in the data directory. Received: data_dir={root!r}")
     if classes is None:
         classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-    images, labels = [], []
+    paths, labels = [], []
     for index, name in enumerate(classes):
         class_dir = os.path.join(folder, name)
         if not os.path.isdir(class_dir):
             raise ValueError(f"Class folder {name!r} missing from {folder!r} (the classes come from train/).")
         for file in sorted(os.listdir(class_dir)):
             if file.lower().endswith((".jpg", ".jpeg", ".png")):
-                with Image.open(os.path.join(class_dir, file)) as image:
-                    array = np.asarray(image.convert("RGB"), np.uint8)
-                if array.shape != (32, 32, 3):
-                    raise ValueError(f"Expected 32x32 images. Received: {os.path.join(class_dir, file)!r} {array.shape}")
-                images.append(array)
+                paths.append(os.path.join(class_dir, file))
                 labels.append(index)
+
+    def decode(path):
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), np.uint8)
+        if array.shape != (32, 32, 3):
+            raise ValueError(f"Expected 32x32 images. Received: {path!r} {array.shape}")
+        return array
+
+    # Pillow releases the GIL while decoding, so threads divide the 60,000 decodes among the cores.
+    with concurrent.futures.ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(decode, paths, chunksize=256))
     if not images:
         raise ValueError(f"No images under {folder!r}.")
     return np.stack(images), np.array(labels, np.int64), classes
@@ -122,11 +134,11 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     rows, cols = rng.integers(0, 9, batch), rng.integers(0, 9, batch)
     flips = rng.random(batch) < 0.5
-    out = np.empty_like(images)
-    for i in range(batch):
-        crop = padded[i, rows[i]:rows[i] + 32, cols[i]:cols[i] + 32]
-        out[i] = crop[:, ::-1] if flips[i] else crop
-    return out
+    # One gather for the whole batch: per-image row and (possibly reversed) column indices.
+    row_index = rows[:, None] + np.arange(32)[None, :]
+    col_index = cols[:, None] + np.arange(32)[None, :]
+    col_index = np.where(flips[:, None], col_index[:, ::-1], col_index)
+    return padded[np.arange(batch)[:, None, None], row_index[:, :, None], col_index[:, None, :]]
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
@@ -250,20 +262,31 @@ def train(args: argparse.Namespace) -> dict:
                     "step": step, "train_time_s": train_time}, checkpoint_path + ".tmp")
         os.replace(checkpoint_path + ".tmp", checkpoint_path)
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # Fixed shapes: let cuDNN pick its fastest kernels once.
     model.train()
     since = [0.0, 0, 0, train_time]  # loss sum, correct, count, train time at the last row
+    sitting_started = time.time()
     while step < total_steps:
+        if args.max_seconds is not None and time.time() - sitting_started > args.max_seconds:
+            print(f"Stopped by --max-seconds at step {step}/{total_steps}; rerun with the same --workdir to resume.",
+                  flush=True)
+            break
         epoch, offset = divmod(step, steps_per_epoch)
         rate = learning_rate(epoch, args.lr, args.lr_epochs)
         for group in optimizer.param_groups:
             group["lr"] = rate
         order = epoch_order(len(train_x), epoch, args.seed)
         rng = np.random.default_rng([args.seed, epoch, 1])
+        # Loss and correct counts stay on the device until the epoch ends: a host sync per step would
+        # make the GPU wait on Python. The epoch's time is read after a synchronisation.
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        tick = time.time()
         for index in range(offset, steps_per_epoch):
             if step >= total_steps:
                 break
             chosen = order[index * args.batch_size:(index + 1) * args.batch_size]
-            tick = time.time()
             x = torch.from_numpy(normalise(augment(train_x[chosen], rng))).to(device, non_blocking=True)
             y = torch.from_numpy(train_y[chosen]).to(device, non_blocking=True)
             logits = model(x)
@@ -271,11 +294,13 @@ def train(args: argparse.Namespace) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            since[0] += loss.item() * len(chosen)  # .item() synchronises, so the timing is honest.
-            since[1] += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss.detach() * len(chosen)
+            correct += (logits.argmax(1) == y).sum()
             since[2] += len(chosen)
-            train_time += time.time() - tick
             step += 1
+        since[0] += float(loss_sum.item())  # .item() synchronises, so the epoch's timing is honest.
+        since[1] += int(correct.item())
+        train_time += time.time() - tick
         eval_loss, eval_error = _evaluate(model, test_x, test_y, device)
         trained = train_time - since[3]
         rows.append({

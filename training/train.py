@@ -607,10 +607,14 @@ class _TrainingLoop:
                 state.step += 1
                 step = state.step
                 log_due = step % config.log_every_steps == 0
+                # A chunked engine's weights are at the chunk's end while the loop reads the chunk's
+                # steps one by one: a stop or a timed checkpoint waits for that end (chunks end at
+                # every log, checkpoint and evaluation step), else it would label those weights wrongly.
+                weights_at_step = getattr(self.engine, "state_step", None) in (None, step)
                 checkpoint_due = (
                     step % config.checkpoint_every_steps == 0
-                    or signals.received is not None
-                    or (config.checkpoint_every_seconds is not None
+                    or (weights_at_step and signals.received is not None)
+                    or (weights_at_step and config.checkpoint_every_seconds is not None
                         and time.perf_counter() - last_checkpoint >= config.checkpoint_every_seconds)
                 )
                 eval_due = step % self.eval_every == 0 or step == total_steps

@@ -48,7 +48,7 @@ def cifar_tiles(archive: pathlib.Path, per_class: int = 20):
     return [by_class[name][i] for i in range(per_class) for name in sorted(by_class)]
 
 
-def test_images(archive: pathlib.Path):
+def reference_images(archive: pathlib.Path):
     """``{name: uint8 (H, W, 3)}``: detailed and smooth, landscape, portrait and small test images."""
     tiles = cifar_tiles(archive)
     rows = [np.concatenate(tiles[r * 16 : (r + 1) * 16], axis=1) for r in range(12)]
@@ -96,7 +96,7 @@ def _through_layers(image: np.ndarray, pre) -> np.ndarray:
     x = keras.ops.convert_to_tensor(image[None].astype("float32"))
     for layer in _layers(pre):
         x = layer(x)
-    return _denormalize(keras.ops.convert_to_numpy(x)[0], pre)
+    return denormalize(keras.ops.convert_to_numpy(x)[0], pre)
 
 
 def _through_layers_graph(image: np.ndarray, pre) -> np.ndarray:
@@ -110,10 +110,11 @@ def _through_layers_graph(image: np.ndarray, pre) -> np.ndarray:
             x = layer(x)
         return x
 
-    return _denormalize(run(image[None].astype("float32")).numpy()[0], pre)
+    return denormalize(run(image[None].astype("float32")).numpy()[0], pre)
 
 
-def _denormalize(x: np.ndarray, pre) -> np.ndarray:
+def denormalize(x: np.ndarray, pre) -> np.ndarray:
+    """Normalised network input back to pixel levels 0..255 (inverse of the record's mean/std)."""
     return x * np.float32(255.0) * np.asarray(pre.std, np.float32) + np.float32(255.0) * np.asarray(pre.mean, np.float32)
 
 
@@ -168,14 +169,16 @@ def measure(images, path_functions):
 def print_table(table, image_names):
     """One row per preprocessing, one ``mean / max`` column per path, over `image_names`."""
     path_names = list(dict.fromkeys(path for _, path, _ in table))
-    print(f"{'weights':<28}" + "".join(f"{p:>20}" for p in path_names))
-    for names in dict.fromkeys(names for names, _, _ in table):
-        label = names[0] + (f" (+{len(names) - 1} more)" if len(names) > 1 else "")
+    groups = list(dict.fromkeys(names for names, _, _ in table))
+    labels = [names[0] + (f" (+{len(names) - 1} more)" if len(names) > 1 else "") for names in groups]
+    width = max([28] + [len(label) + 1 for label in labels])
+    print(f"{'weights':<{width}}" + "".join(f"{p:>20}" for p in path_names))
+    for names, label in zip(groups, labels):
         cells = []
         for path in path_names:
             values = [table[(names, path, image)] for image in image_names]
             cells.append(f"{np.mean([v[0] for v in values]):.3f} / {max(v[1] for v in values):>3.0f}")
-        print(f"{label:<28}" + "".join(f"{c:>20}" for c in cells))
+        print(f"{label:<{width}}" + "".join(f"{c:>20}" for c in cells))
 
 
 def main(argv=None) -> int:
@@ -188,7 +191,7 @@ def main(argv=None) -> int:
     if not archive.is_file():
         raise SystemExit(f"error: CIFAR-10 JPEG archive not found: {archive} (set --shared)")
     start = time.perf_counter()
-    images = test_images(archive)
+    images = reference_images(archive)
     table = measure(images, paths())
     print(f"mean / max |network input - PIL reference|, pixel levels 0..255, Keras backend {keras.backend.backend()}")
     print("layers: include_preprocessing=True; tf.data/serving: fine-tuning, predict, SavedModel signatures")

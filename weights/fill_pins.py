@@ -1,4 +1,5 @@
-"""Look up the Hub revision and sha256 of every unpinned timm weight record (needs network access).
+"""Look up the Hub revision and sha256 of every unpinned weight record on the Hub: timm's, and the project's
+own once ``python -m weights.publish --all-trained`` has uploaded them (needs network access).
 
     python -m weights.fill_pins            # prints a `_PINS` block to paste into keras_resnets/weights/catalog.py
     python -m weights.fill_pins --check    # also re-checks the pins already recorded (exit 1 on a mismatch)

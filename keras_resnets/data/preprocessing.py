@@ -46,14 +46,35 @@ def _is_weights_location(weights: str) -> bool:
     )
 
 
+def preprocessing_beside(weights_path) -> Optional[Preprocessing]:
+    """The preprocessing in the ``config.json`` beside a published weights file (a Hub folder written by
+    ``python -m weights.publish`` or ``push_to_hub``, such as ``weights/trained/<name>/``), or None.
+
+    Only a config.json that names the file as its ``weights_file`` counts; an unreadable one counts as none.
+    """
+    path = os.fspath(weights_path)
+    if path.startswith("hf://") or not os.path.isfile(path):
+        return None
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(path)), "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+        if config.get("weights_file") != os.path.basename(path) or "preprocessing" not in config:
+            return None
+        return Preprocessing.from_dict(config["preprocessing"])
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None  # No usable metadata: the family's usual transform applies.
+
+
 def preprocessing_for(weights="imagenet", model=None, input_size=None) -> Preprocessing:
     """The evaluation preprocessing of a weight set, or of a model with weights of unknown preprocessing.
 
     Args:
         weights: a :class:`Preprocessing` (returned as is), a :class:`WeightsRecord`, a record name
             ("resnet50.tv2_in1k"), or a tag/alias ("imagenet", "cifar10", "a1_in1k"); a tag shared by
-            records with different preprocessing needs `model`. With `model`, also None, a weights
-            file or an ``hf://`` repository: the usual preprocessing of the model's family.
+            records with different preprocessing needs `model`. A published weights file with its
+            ``config.json`` beside it (see :func:`preprocessing_beside`): that file's preprocessing. With
+            `model`, also None, another weights file or an ``hf://`` repository: the usual preprocessing
+            of the model's family.
         model: model name ("resnet50") or :class:`Architecture`.
         input_size: (height, width) or int: the same transform at another network input size.
 
@@ -74,6 +95,9 @@ def _lookup_preprocessing(weights, model) -> Preprocessing:
         raise ValueError(f"`model` must be a model name such as 'resnet50' or an Architecture. Received: model={model!r}")
     architecture = Architecture.from_name(model) if isinstance(model, str) else model
     if weights is None or (isinstance(weights, str) and not is_registered_name(weights) and _is_weights_location(weights)):
+        published = None if weights is None else preprocessing_beside(weights)
+        if published is not None:
+            return published
         if architecture is None:
             raise ValueError(
                 "The preprocessing of these weights is not recorded; pass `model` (its family's usual "

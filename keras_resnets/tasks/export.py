@@ -87,7 +87,7 @@ def export_saved_model(model, info: ModelInfo, path, *, top_k: int = DEFAULT_TOP
         raise ValueError(f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}")
     _check_classes(model, info)
     limit = resolve_max_image_pixels(max_image_pixels)
-    path = outputs.check_destination(os.fspath(path), overwrite=overwrite, kind="SavedModel export")
+    path = check_export_destination(path, "saved_model", overwrite=overwrite)
 
     preprocessing = info.preprocessing
     height, width = preprocessing.input_size
@@ -160,11 +160,8 @@ def _export_edge(model, info: ModelInfo, path, keras_format: str, suffix: str, o
             f"Export to {suffix} needs the TensorFlow backend (set KERAS_BACKEND=tensorflow; the saved model "
             f"loads there unchanged). Received: backend={keras.backend.backend()!r}"
         )
-    path = os.fspath(path)
-    if not path.endswith(suffix):
-        raise ValueError(f"The export path must end with {suffix!r}. Received: path={path!r}")
+    path = check_export_destination(path, keras_format if keras_format == "onnx" else "tflite", overwrite=overwrite)
     kind = f"{suffix} export"
-    path = outputs.check_destination(path, overwrite=overwrite, kind=kind, is_directory=False)
     pixels = pixels_model(model, info)
     parent = os.path.dirname(path)
     with outputs.atomic_output(path, overwrite=overwrite, kind=kind, is_directory=False) as temporary:
@@ -200,6 +197,27 @@ def export_onnx(model, info: ModelInfo, path, *, overwrite: bool = False, verbos
             "ONNX export needs the `onnx` and `tf2onnx` packages: pip install 'keras-resnets[onnx]'"
         ) from error
     return _export_edge(model, info, path, "onnx", ".onnx", overwrite, verbose)
+
+
+EDGE_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx"}
+
+
+def check_export_destination(path, format: str = "saved_model", *, overwrite: bool = False) -> str:
+    """Refuse, before any model is built or loaded, a destination the export of `format` could not use.
+
+    A SavedModel goes to a folder (absent, empty, or an earlier export when `overwrite`); TFLite and ONNX
+    to a file ending in ``.tflite`` / ``.onnx``. Returns the absolute path; raises ValueError (an unknown
+    format or a wrong suffix) or the errors of :func:`keras_resnets.outputs.check_destination`.
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"`format` must be one of {EXPORT_FORMATS}. Received: format={format!r}")
+    path = os.fspath(path)
+    if format == "saved_model":
+        return outputs.check_destination(path, overwrite=overwrite, kind="SavedModel export")
+    suffix = EDGE_SUFFIXES[format]
+    if not path.endswith(suffix):
+        raise ValueError(f"The export path must end with {suffix!r}. Received: path={path!r}")
+    return outputs.check_destination(path, overwrite=overwrite, kind=f"{suffix} export", is_directory=False)
 
 
 def export_model(model, info: ModelInfo, path, format: str = "saved_model", **kwargs) -> str:

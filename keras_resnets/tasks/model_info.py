@@ -182,8 +182,9 @@ def describe_model(model, base_model: Optional[str] = None, weights=None) -> Mod
     """A :class:`ModelInfo` for a zoo model that has no saved info (e.g. freshly built with weights).
 
     Class names and preprocessing come from the weights record when `weights` is a registered tag
-    (see :func:`class_names_for`, :func:`classifier_preprocessing`); otherwise class names are the output
-    indices and the preprocessing is the family's usual one at the model's input size.
+    (see :func:`class_names_for`, :func:`classifier_preprocessing`), or from the ``config.json`` beside a
+    published weights file; otherwise class names are the output indices and the preprocessing is the
+    family's usual one at the model's input size.
     """
     input_size = tuple(model.input_shape[1:3])
     if None in input_size:

@@ -172,6 +172,10 @@ def validate(
     if record is not None:
         preprocessing, source = record.preprocessing, f"weights record {record.name}"
         names_source = record.class_names
+    elif isinstance(weights, (str, os.PathLike)) and preprocessing_lib.preprocessing_beside(weights) is not None:
+        preprocessing = preprocessing_lib.preprocessing_beside(weights)
+        source = f"the config.json beside {os.fspath(weights)!r} (a published weights folder)"
+        names_source = USUAL_CLASS_NAMES.get((entry.spec.family, entry.spec.default_classes))
     else:
         preprocessing = catalog.default_preprocessing(entry.spec.family)
         source = f"the usual {entry.spec.family} transform (weights {weights!r} are not a registry record)"

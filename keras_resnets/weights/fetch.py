@@ -38,3 +38,8 @@ def fetch_record(record: WeightsRecord, force_download: bool = False, timeout=No
         raise hub.WeightsIntegrityError(
             f"{error} Or run keras_resnets.download_weights({record.name!r}, force_download=True)."
         ) from error
+    except hub.WeightsNotAvailableError as error:
+        # Weights with a local copy (the project's own, committed in the repository) say where it is.
+        if record.local_alternative and record.local_alternative not in str(error):
+            raise type(error)(f"{error} {record.local_alternative}") from error
+        raise

@@ -6,6 +6,10 @@ The folder layout is what ``weights="hf://owner/repo[@revision]"`` loads:
 * ``config.json``: the architecture (family, depth, residual, shortcut, downsample), classes, class
   names, preprocessing, metrics, license, provenance and the sha256 of the weights file;
 * ``README.md``: a Hugging Face model card with ``model-index`` metrics.
+
+Weights with a registry record (the project's own ``cifar10_jpeg`` weights) are published from folders
+committed in the repository; :func:`check_model_folder` says whether such a folder is complete and agrees
+with its record before it is uploaded.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import json
 import os
 import pathlib
 import re
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import keras
 
@@ -24,7 +28,7 @@ from keras_resnets.weights.catalog import default_preprocessing
 from keras_resnets.architecture.identity import Architecture
 from keras_resnets.version import __version__
 from keras_resnets.weights.loader import CONFIG_FILENAME, WEIGHTS_FILENAME
-from keras_resnets.weights.records import Preprocessing
+from keras_resnets.weights.records import Preprocessing, WeightsRecord
 
 CONFIG_FORMAT_VERSION = 1
 DEFAULT_INTENDED_USE = (
@@ -52,8 +56,60 @@ def _or_unmeasured(value) -> str:
     return "not measured" if value is None else f"{value}"
 
 
+def _error_text(top1) -> str:
+    return "" if top1 is None else f" % (top-1 error {100 - top1:.2f} %)"
+
+
+def _usage_lines(config: dict, repo_name: str):
+    record = config.get("weights_record")
+    lines = []
+    if isinstance(record, str) and "." in record:
+        tag = record.split(".", 1)[1]
+        lines.append(f"model = keras_resnets.get_model({config['model']!r}, weights={tag!r})  # registry record {record}")
+    lines.append(f"model = keras_resnets.get_model({config['model']!r}, weights=\"hf://{repo_name}\")")
+    return lines
+
+
+def _training_lines(training) -> list:
+    """The card's "Training" section from the ``training`` entry of config.json (None: no section).
+
+    Keys (all optional): ``description`` (a paragraph), ``curve`` (rows of step, epoch, learning_rate,
+    train_error and test_error, errors in %), ``curve_note``, ``notes`` (bullets), ``history`` (where the
+    full curve is), ``reproduce`` (shell commands).
+    """
+    if not training:
+        return []
+    lines = ["## Training", ""]
+    if training.get("description"):
+        lines += [training["description"], ""]
+    curve = training.get("curve") or []
+    if curve:
+        lines += ["| step | epoch | learning rate | training error (%) | test error (%) |", "|---:|---:|---:|---:|---:|"]
+        for row in curve:
+            lines.append(
+                f"| {row['step']:,} | {row['epoch']:.0f} | {row['learning_rate']:g} | {row['train_error']:.2f} "
+                f"| {row['test_error']:.2f} |"
+            )
+        lines.append("")
+    if training.get("curve_note"):
+        lines += [training["curve_note"], ""]
+    notes = training.get("notes") or []
+    if notes:
+        lines += [f"- {note}" for note in notes] + [""]
+    if training.get("history"):
+        lines += [f"Full training curve: {training['history']}.", ""]
+    if training.get("reproduce"):
+        lines += ["### Reproduce", "", "```bash", *training["reproduce"], "```", ""]
+    return lines
+
+
 def model_card(config: dict, repo_name: str) -> str:
-    """A Hugging Face model card (README.md) with ``model-index`` metrics for a published weight set."""
+    """A Hugging Face model card (README.md) with ``model-index`` metrics for a published weight set.
+
+    `config` is the folder's config.json; its optional ``training`` entry adds a "Training" section
+    (description, curve table, notes, where the full history is, reproduce commands) and its
+    ``weights_record`` the registry tag to load it by.
+    """
     metrics = config.get("metrics") or {}
     architecture = config["architecture"]
     lines = [
@@ -101,12 +157,13 @@ def model_card(config: dict, repo_name: str) -> str:
         "",
         "```python",
         "import keras_resnets",
-        f"model = keras_resnets.get_model({config['model']!r}, weights=\"hf://{repo_name}\")",
+        *_usage_lines(config, repo_name),
         "```",
         "",
         "## Metrics",
         "",
-        f"- top-1: {_or_unmeasured(metrics.get('top1'))}; top-5: {_or_unmeasured(metrics.get('top5'))} "
+        f"- top-1: {_or_unmeasured(metrics.get('top1'))}{_error_text(metrics.get('top1'))}; "
+        f"top-5: {_or_unmeasured(metrics.get('top5'))}{'' if metrics.get('top5') is None else ' %'} "
         f"({metrics.get('dataset', 'n/a')}; source: {metrics.get('source', 'n/a')})",
         "",
         "## Preprocessing",
@@ -120,6 +177,7 @@ def model_card(config: dict, repo_name: str) -> str:
         config.get("provenance") or "Not stated.",
         "",
     ]
+    lines += _training_lines(config.get("training"))
     if check:
         lines += [
             f"Output check before publishing: max |logit difference| {check['max_abs_diff']:.3g} against "
@@ -151,6 +209,8 @@ def write_model_folder(
     class_names=None,
     intended_use: Optional[str] = None,
     source_check: Optional[dict] = None,
+    training: Optional[dict] = None,
+    weights_record: Optional[str] = None,
     overwrite: bool = False,
 ) -> pathlib.Path:
     """Write ``model.weights.h5``, ``config.json`` and ``README.md`` for `model` into `folder`.
@@ -166,6 +226,10 @@ def write_model_folder(
         class_names: "imagenet-1k", "cifar-10", or a list of names (one per class).
         intended_use: a paragraph for the card.
         source_check: {"max_abs_diff", "reference", "inputs"} from comparing outputs with the source.
+        training: how the weights were trained, for the card's "Training" section (see
+            :func:`model_card`): description, curve rows, notes, history location, reproduce commands.
+        weights_record: the registry record these files are for ("resnet20.cifar10_jpeg"), so the card
+            shows ``weights="<tag>"``.
         overwrite: replace an existing folder written earlier by this function (never any other).
 
     The folder is written beside `folder` and renamed into place when complete (see
@@ -183,12 +247,12 @@ def write_model_folder(
     folder = pathlib.Path(outputs.check_destination(folder, overwrite=overwrite, kind="model folder"))
     with outputs.atomic_output(folder, overwrite=overwrite, kind="model folder") as temporary:
         _write_model_files(model, pathlib.Path(temporary), architecture, classes, repo_name, license, provenance,
-                           metrics, preprocessing, class_names, intended_use, source_check)
+                           metrics, preprocessing, class_names, intended_use, source_check, training, weights_record)
     return folder
 
 
 def _write_model_files(model, folder, architecture, classes, repo_name, license, provenance, metrics,
-                       preprocessing, class_names, intended_use, source_check) -> None:
+                       preprocessing, class_names, intended_use, source_check, training, weights_record) -> None:
 
     weights_path = folder / WEIGHTS_FILENAME
     fingerprint.save_weights(model, str(weights_path))
@@ -209,9 +273,94 @@ def _write_model_files(model, folder, architecture, classes, repo_name, license,
         "provenance": provenance,
         "intended_use": intended_use or DEFAULT_INTENDED_USE,
         "source_check": source_check,
+        "training": training,
+        "weights_record": weights_record,
     }
     (folder / CONFIG_FILENAME).write_text(json.dumps(config, indent=2) + "\n")
     (folder / "README.md").write_text(model_card(config, repo_name))
+
+
+FOLDER_FILES = (WEIGHTS_FILENAME, CONFIG_FILENAME, "README.md")
+
+
+def check_model_folder(folder, record: WeightsRecord) -> List[str]:
+    """What is wrong with a Hub folder (as :func:`write_model_folder` writes it) for registry `record`.
+
+    Checks that the folder holds exactly ``model.weights.h5``, ``config.json`` and ``README.md`` (and the
+    writer's marker, which is never uploaded); that the weights file's sha256 is the one pinned in
+    `record` and in config.json; that the file passes :func:`fingerprint.verify_weights_file` and records
+    `record`'s architecture; and that config.json and the card agree with `record` (model, architecture,
+    classes, class names, preprocessing, metrics, license, provenance, repository).
+
+    Args:
+        folder: the folder to check.
+        record: the :class:`WeightsRecord` it is to be published as.
+
+    Returns:
+        One sentence per problem, naming the file and the values; empty when the folder is ready.
+    """
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return [f"{folder} is not a folder"]
+    problems = []
+    present = sorted(path.name for path in folder.iterdir())
+    missing = [name for name in FOLDER_FILES if name not in present]
+    extra = [name for name in present if name not in FOLDER_FILES and name != outputs.MARKER_NAME]
+    if missing:
+        problems.append(f"{folder} lacks {missing} (expected {list(FOLDER_FILES)})")
+    if extra:
+        problems.append(f"{folder} holds files that would be uploaded but belong to no Hub folder: {extra}")
+    if missing:
+        return problems
+    weights_path, config_path = folder / WEIGHTS_FILENAME, folder / CONFIG_FILENAME
+    actual_sha256 = hub.file_sha256(weights_path)
+    if record.filename != WEIGHTS_FILENAME:
+        problems.append(f"record {record.name} names file {record.filename!r}; the folder holds {WEIGHTS_FILENAME!r}")
+    if record.sha256 is None:
+        problems.append(f"record {record.name} pins no sha256; set it to {actual_sha256} (the sha256 of {weights_path})")
+    elif actual_sha256 != record.sha256:
+        problems.append(f"{weights_path} has sha256 {actual_sha256}; record {record.name} pins {record.sha256}")
+    expected_architecture = Architecture.from_name(record.model)
+    try:
+        recorded = fingerprint.verify_weights_file(str(weights_path)).architecture
+    except ValueError as error:
+        problems.append(str(error))
+        recorded = expected_architecture
+    if recorded != expected_architecture:
+        problems.append(f"{weights_path} records the architecture {getattr(recorded, 'name', None)!r}, not {record.model!r}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return problems + [f"{config_path} is not readable JSON: {error}"]
+    if not isinstance(config, dict):
+        return problems + [f"{config_path} does not hold a JSON object"]
+    expected = {
+        "model": record.model,
+        "architecture": expected_architecture.to_dict(),
+        "classes": record.classes,
+        "class_names": record.class_names,
+        "weights_file": record.filename,
+        "weights_sha256": actual_sha256,
+        "metrics": {"top1": record.metrics.top1, "top5": record.metrics.top5, "dataset": record.metrics.dataset,
+                    "source": record.metrics.source},
+        "license": record.license,
+        "provenance": record.provenance,
+        "weights_record": record.name,
+    }
+    for key, value in expected.items():
+        if config.get(key) != value:
+            problems.append(f"{config_path}: {key} is {config.get(key)!r}; record {record.name} says {value!r}")
+    try:
+        preprocessing = Preprocessing.from_dict(config.get("preprocessing"))
+    except ValueError as error:
+        preprocessing = error
+    if preprocessing != record.preprocessing:
+        problems.append(f"{config_path}: preprocessing is {preprocessing!r}; record {record.name} has {record.preprocessing!r}")
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    for needed in (f"# {record.repo_id}\n", f"license: {record.license.lower()}\n"):
+        if needed not in card:
+            problems.append(f"{folder / 'README.md'} lacks the line {needed.strip()!r}")
+    return problems
 
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")

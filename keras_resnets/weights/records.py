@@ -288,11 +288,12 @@ class WeightsRecord:
         return self.revision is not None and self.sha256 is not None
 
     def summary(self) -> str:
-        """One line for listings: name, source, top-1 and license."""
+        """One line for listings: name, source, pin ("pinned", "sha256" or "unpinned"), top-1 and license."""
         top1 = "n/a" if self.metrics.top1 is None else f"{self.metrics.top1:.2f}"
         where = self.repo_id or "not on the Hub yet"
-        pin = "pinned" if self.pinned else "unpinned"
-        return f"{self.name:24s} {where:30s} {pin:8s} top-1 {top1:>6s}  {self.license}"
+        # "sha256": the file's sha256 is recorded but not yet the revision (the project's own weights).
+        pin = "pinned" if self.pinned else "sha256" if self.sha256 else "unpinned"
+        return f"{self.name:24s} {where:36s} {pin:8s} top-1 {top1:>6s}  {self.license}"
 
 
 def _is_hex(value, length: int) -> bool:

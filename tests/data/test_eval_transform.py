@@ -1,6 +1,7 @@
 """Every path that turns an image into a network input applies the weights' evaluation transform.
 
-The reference is timm/torchvision's evaluation transform written here with PIL: ``Resize`` of the
+The reference is timm/torchvision's evaluation transform written with PIL (``pil_reference`` in
+weights/check_preprocessing.py, which this test shares with that maintainer tool): ``Resize`` of the
 shorter side to ``floor(size / crop_pct)`` (torchvision's rule for the longer side, antialiased PIL
 filter of the record), then ``CenterCrop`` (offset ``int(round(excess / 2))``). Test images are built
 from real CIFAR-10 JPEGs: sharp mosaics (landscape, portrait, and one smaller than the resize so it is
@@ -10,36 +11,22 @@ average (square crop of the whole image, no antialiasing), the tf.data/serving p
 single-pass resize) and prepare_image 7.6 to 15.6 for crop_pct != 0.875 (crop offsets rounded down).
 """
 
-import collections
-import math
-import tarfile
-
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
 import keras_resnets
 from keras_resnets.data import augment, transforms
 from keras_resnets.data.preprocessing import ResizeCenterCrop, preprocessing_layers
 from keras_resnets.weights.records import Preprocessing, center_crop_geometry
+from weights import check_preprocessing as reference_tool  # The PIL reference, shared with the maintainer tool.
 
 # Mean and largest |difference| allowed, in pixel levels: PIL computes in 8-bit fixed point, so a
 # pixel may land one level away; the old include_preprocessing layers averaged 5.5 levels or more.
 MEAN_TOLERANCE = 0.05
 MAX_TOLERANCE = 2.0
 
-_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-
-
-def _distinct_preprocessings():
-    groups = {}
-    for record in keras_resnets.list_weights():
-        groups.setdefault(record.preprocessing, []).append(record.name)
-    return groups
-
-
-PREPROCESSINGS = _distinct_preprocessings()
+PREPROCESSINGS = dict(reference_tool.distinct_preprocessings())
 PARAMS = [pytest.param(pre, id=names[0] + (f"+{len(names) - 1}" if len(names) > 1 else "")) for pre, names in PREPROCESSINGS.items()]
 
 
@@ -50,42 +37,14 @@ def test_the_parameters_cover_every_imagenet_record_and_cifar():
     assert {pre.interpolation for pre in PREPROCESSINGS} == {"bilinear", "bicubic"}
 
 
-def reference(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """torchvision ``Resize(floor(size / crop_pct))`` + ``CenterCrop(size)`` of a PIL image."""
-    size = pre.input_size[0]
-    resize = math.floor(size / pre.crop_pct)
-    height, width = image.shape[:2]
-    short, long = min(height, width), max(height, width)
-    new_short, new_long = resize, int(resize * long / short)
-    new_width, new_height = (new_short, new_long) if width <= height else (new_long, new_short)
-    resized = Image.fromarray(image).resize((new_width, new_height), _FILTERS[pre.interpolation])
-    top = int(round((new_height - size) / 2.0))
-    left = int(round((new_width - size) / 2.0))
-    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.float32)
+reference = reference_tool.pil_reference
+denormalize = reference_tool.denormalize
 
 
 @pytest.fixture(scope="module")
 def images(shared):
     """``{name: uint8 image}`` built from the first 20 test JPEGs of each CIFAR-10 class."""
-    by_class = collections.defaultdict(list)
-    with tarfile.open(shared("data/cifar10-jpeg.tar.gz")) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if len(parts) == 4 and parts[1] == "test" and len(by_class[parts[2]]) < 20:
-                with Image.open(tar.extractfile(member)) as tile:
-                    by_class[parts[2]].append(np.asarray(tile.convert("RGB")))
-            if len(by_class) == 10 and all(len(v) == 20 for v in by_class.values()):
-                break
-    tiles = [by_class[name][i] for i in range(20) for name in sorted(by_class)]
-    mosaic = np.concatenate([np.concatenate(tiles[r * 16 : (r + 1) * 16], axis=1) for r in range(12)], axis=0)
-    mosaic = mosaic[:375, :500]
-    smooth = [np.asarray(Image.fromarray(t).resize((125, 125), Image.BICUBIC)) for t in tiles[100:112]]
-    return {
-        "mosaic 375x500": mosaic,
-        "mosaic 500x375": np.ascontiguousarray(mosaic.transpose(1, 0, 2)),
-        "smooth 375x500": np.concatenate([np.concatenate(smooth[r * 4 : (r + 1) * 4], axis=1) for r in range(3)]),
-        "mosaic 150x200": mosaic[100:250, 150:350],
-    }
+    return reference_tool.reference_images(shared("data/cifar10-jpeg.tar.gz"))
 
 
 def assert_matches_reference(images, pre, path, function):
@@ -99,12 +58,6 @@ def assert_matches_reference(images, pre, path, function):
             f"{path}, {name}: mean |diff| {difference.mean():.3f}, max {difference.max():.0f} pixel levels "
             f"(tolerance {MEAN_TOLERANCE} / {MAX_TOLERANCE})"
         )
-
-
-def denormalize(x, pre: Preprocessing) -> np.ndarray:
-    std = 255.0 * np.asarray(pre.std, np.float32)
-    mean = 255.0 * np.asarray(pre.mean, np.float32)
-    return np.asarray(x, np.float32) * std + mean
 
 
 @pytest.mark.parametrize("pre", PARAMS)

@@ -1,4 +1,4 @@
-"""Kill a training command with SIGKILL after its first checkpoint, resume it, and read back weights."""
+"""Kill a training command (SIGKILL, or SIGTERM) after its first checkpoint, resume it, and read back weights."""
 
 import os
 import signal
@@ -16,9 +16,11 @@ def h5_arrays(path):
     return arrays
 
 
-def run_whole_then_killed_and_resumed(command, env, tmp_path, delay=0.0):
-    """Run `command` uninterrupted in ``tmp_path/whole``; run it again in ``tmp_path/interrupted``, SIGKILL it
-    `delay` seconds after its first checkpoint appears, and rerun it there to resume.
+def run_whole_then_killed_and_resumed(command, env, tmp_path, delay=0.0, stop_signal=signal.SIGKILL):
+    """Run `command` uninterrupted in ``tmp_path/whole``; run it again in ``tmp_path/interrupted``, send it
+    `stop_signal` `delay` seconds after its first checkpoint appears, and rerun it there to resume.
+
+    SIGKILL leaves only the checkpoints written before; SIGTERM asks the run to write one and exit 143.
 
     Returns:
         ``(whole, interrupted, resumed)``: the two workdirs and the resumed run's CompletedProcess.
@@ -35,9 +37,10 @@ def run_whole_then_killed_and_resumed(command, env, tmp_path, delay=0.0):
             break
         time.sleep(0.02)
     time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, f"the run finished before it could be killed ({delay:.2f}s)"
+    process.send_signal(stop_signal)
+    process.wait(timeout=240)
+    expected = -signal.SIGKILL if stop_signal == signal.SIGKILL else 128 + stop_signal
+    assert process.returncode == expected, f"the run finished before it could be stopped ({delay:.2f}s): {process.returncode}"
     assert not (interrupted / "final_metrics.json").exists()
 
     resumed = subprocess.run(command + ["--workdir", str(interrupted)], env=env, capture_output=True, text=True, timeout=300)

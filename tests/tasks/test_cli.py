@@ -100,7 +100,11 @@ def test_fine_tune_then_export_from_the_command_line(tmp_path, capsys):
     assert "serving_default" in capsys.readouterr().out
     # A second export to the same place needs --overwrite.
     assert cli.main(["export", str(exported), "--model", str(out_dir)]) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    refused = capsys.readouterr()
+    assert "--overwrite" in refused.err and "Exporting" not in refused.out  # Refused before the model loads.
+    assert cli.main(["export", str(tmp_path / "model.onnx.txt"), "--model", str(out_dir), "--format", "onnx"]) == 2
+    refused = capsys.readouterr()
+    assert "must end with '.onnx'" in refused.err and "Exporting" not in refused.out
     assert cli.main(["export", str(exported), "--model", str(out_dir), "--overwrite"]) == 0
 
 

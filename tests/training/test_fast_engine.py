@@ -6,6 +6,7 @@ TensorFlow first), on the tiny CIFAR JPEG tree.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -111,7 +112,10 @@ def test_fast_engine_trains_like_the_standard_one_and_resumes_exactly(tiny_cifar
 
 
 @pytest.mark.slow
-def test_killed_fast_run_resumes_to_identical_weights(tiny_cifar_root, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_fast_run_resumes_to_identical_weights(tiny_cifar_root, tmp_path, stop_signal):
+    # SIGTERM lands while a chunk runs on the device: the run must still checkpoint the state it holds
+    # (the chunk's end), never a mid-chunk step number with the end-of-chunk weights.
     command = [
         sys.executable, "-m", "training", "--config", "cifar10_paper", "--model", "resnet8",
         "--set", "dataset=image_folder", "--set", f"data_dir={tiny_cifar_root}", "--set", "image_size=16",
@@ -120,8 +124,11 @@ def test_killed_fast_run_resumes_to_identical_weights(tiny_cifar_root, tmp_path)
         "--set", "engine=jax_fast",
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
-    whole_dir, interrupted, resumed = run_whole_then_killed_and_resumed(command, env, tmp_path)
+    whole_dir, interrupted, resumed = run_whole_then_killed_and_resumed(command, env, tmp_path, stop_signal=stop_signal)
     assert "Resumed from" in resumed.stdout
+    for name in os.listdir(interrupted / "checkpoints"):
+        if name.endswith(".npz"):  # Chunks end at multiples of 5 (log and checkpoint steps, epochs of 15).
+            assert int(name[len("ckpt-"):-len(".npz")]) % 5 == 0, name
     whole, again = h5_arrays(whole_dir / "last.weights.h5"), h5_arrays(interrupted / "last.weights.h5")
     assert whole.keys() == again.keys() and len(whole) > 20
     for name in whole:

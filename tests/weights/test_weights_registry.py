@@ -27,6 +27,7 @@ def test_every_imagenet_depth_has_the_issue_weight_sets():
         assert {f"resnet{depth}.tv2_in1k", f"resnet{depth}.a1h_in1k"} <= names
     for depth in (20, 32, 44, 56):
         assert f"resnet{depth}.cifar10" in names
+    assert {"resnet20.cifar10_jpeg", "plain20.cifar10_jpeg"} <= names
 
 
 def test_records_carry_complete_metadata():
@@ -37,9 +38,11 @@ def test_records_carry_complete_metadata():
         assert keras_resnets.model_entry(record.model).spec.default_classes == record.classes
         assert record.license and record.provenance and record.metrics.source
         assert record.preprocessing.input_size in ((32, 32), (224, 224))
-        if record.repo_id is not None:
+        if record.repo_id is not None and record.file_format == "timm-safetensors":
             assert record.repo_id == f"timm/{record.name}" and record.filename == "model.safetensors"
-            assert record.file_format == "timm-safetensors"
+        elif record.repo_id is not None:  # The project's own weights (tests/weights/test_weights_trained.py).
+            assert record.repo_id == f"keras-resnets/{record.name}" and record.filename == "model.weights.h5"
+            assert record.file_format == "keras-weights-h5" and record.tag == "cifar10_jpeg"
         if not record.pinned:
             assert "weights.fill_pins" in record.pin_note or "Not published" in record.pin_note
 
