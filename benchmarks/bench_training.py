@@ -28,6 +28,9 @@ BATCH = 128
 
 def _train_worker(backend: str, model: str, xla: bool, steps: int) -> dict:
     """Runs in the subprocess: images/s of `steps` training steps after warm-up."""
+    from training import use_onednn_by_default
+
+    use_onednn_by_default()  # As `python -m training` does, before TensorFlow loads.
     import numpy as np
 
     from keras_resnets.tasks.distribution import resolve_distribution

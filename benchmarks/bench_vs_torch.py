@@ -17,7 +17,9 @@ steps (one chunk for the fast engine) are excluded. Configurations:
 
   torch         the PyTorch reference, float32
   torch_bf16    the same under ``torch.autocast("cpu", torch.bfloat16)`` (only with --bf16)
-  tf            training/engine_tf.py (the TensorFlow engine), XLA off (its CPU default)
+  tf            training/engine_tf.py (the TensorFlow engine) as ``python -m training`` runs it on a CPU:
+                XLA off, oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1`` unless --env sets it), fused BN
+  tf_keras_bn   the same with Keras's own BatchNormalization ops (``fused_batch_norm=False``)
   tf_xla        the same with XLA (jit_compile=True)
   jax           training/engine_jax.py: one jitted step per dispatch, batch fed from the host
   jax_fast      training/engine_jax_fast.py: data on the device, augmentation in the step,
@@ -39,8 +41,8 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 128
-CONFIGS = ("torch", "torch_bf16", "tf", "tf_xla", "jax", "jax_fast", "jax_fast_bf16")
-_BACKENDS = {"tf": "tensorflow", "tf_xla": "tensorflow", "jax": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax"}
+CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "jax", "jax_fast", "jax_fast_bf16")
+_BACKENDS = {"tf": "tensorflow", "tf_keras_bn": "tensorflow", "tf_xla": "tensorflow", "jax": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -131,8 +133,9 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
 
     backend = _BACKENDS[config_name]
     precision = "bfloat16" if config_name.endswith("bf16") else "float32"
-    xla = True if config_name == "tf_xla" else (False if config_name == "tf" else None)
-    config = TrainConfig(model=model, xla=xla, distribution="none", mixed_precision=precision)
+    xla = True if config_name == "tf_xla" else (False if config_name.startswith("tf") else None)
+    config = TrainConfig(model=model, xla=xla, distribution="none", mixed_precision=precision,
+                         fused_batch_norm=config_name != "tf_keras_bn")
     if precision == "bfloat16":
         import keras
 
@@ -249,6 +252,9 @@ def main() -> None:
         if job["config"].startswith("torch"):
             result = _torch_worker(job["model"], job["steps"], job["config"] == "torch_bf16")
         else:
+            from training import use_onednn_by_default
+
+            use_onednn_by_default()  # As `python -m training` does, before TensorFlow loads; --env wins.
             result = _engine_worker(job["config"], job["model"], job["steps"], job["chunk"])
         print("RESULT " + json.dumps(result), flush=True)
         return

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from training import use_onednn_by_default
+
+use_onednn_by_default()  # Before anything imports TensorFlow.
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line."""

@@ -91,6 +91,9 @@ class TrainConfig:
     # How "jax_fast" runs a chunk: "scan" (one dispatch), "steps" (a dispatch per step), "auto" (steps on
     # the CPU, whose XLA runs convolutions inside loops far slower, scan elsewhere). Same results.
     fast_engine_loop: str = "auto"
+    # TensorFlow engine: run BatchNormalization on TensorFlow's fused kernels (training/fused_batchnorm.py;
+    # the same results within float32 rounding, faster). False: Keras's own ops.
+    fused_batch_norm: bool = True
 
     # Distribution.
     distribution: str = "auto"

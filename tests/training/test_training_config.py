@@ -1,8 +1,13 @@
 """Training configuration, schedules, input-pipeline order/sharding and bad-input errors (no training)."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 from keras_resnets.data import augment
 from keras_resnets.data import input_pipeline
 from keras_resnets.tasks.distribution import parse_tf_config, resolve_distribution
@@ -207,3 +212,22 @@ def test_numpy_and_resumed_batches_match(tmp_path):
     for a, b in zip(full[3:], resumed):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_training_asks_tensorflow_for_onednn_unless_the_environment_decides():
+    from training import ONEDNN_VARIABLE, use_onednn_by_default
+
+    environ = {}
+    use_onednn_by_default(environ)
+    assert environ == {ONEDNN_VARIABLE: "1"}
+    environ = {ONEDNN_VARIABLE: "0"}
+    use_onednn_by_default(environ)
+    assert environ == {ONEDNN_VARIABLE: "0"}
+    # `python -m training` asks before anything can import TensorFlow.
+    env = {k: v for k, v in os.environ.items() if k != ONEDNN_VARIABLE}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import os, sys, training.__main__; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), "
+         "'tensorflow' in sys.modules)"],
+        cwd=str(REPO_ROOT), env=dict(env, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=120,
+    )
+    assert probe.stdout.split() == ["1", "False"], probe.stderr[-2000:]
