@@ -2,8 +2,8 @@
 
 Keras 3 computes BatchNormalization on TensorFlow from separate ops (mean, variance, scale, shift, and
 as many again for the gradient). TensorFlow's ``FusedBatchNormV3`` does the forward pass in one kernel
-and the backward pass in one more. On a 2-core CPU with oneDNN this raises ResNet-20 training from about
-250 to about 300 images/s at batch 128 (``benchmarks/bench_vs_torch.py``, see the README).
+and the backward pass in one more. With oneDNN on one CPU core this raises ResNet-20 training at batch
+128 from 159 to 195 images/s (``benchmarks/bench_vs_torch.py``, ``tf_keras_bn`` against ``tf``; README).
 
 :func:`use_fused_batch_norm` switches the BatchNormalization layers of one model (the engine's own,
 never saved as a ``.keras`` file) to the fused kernels. It changes how the layer computes, not what:
