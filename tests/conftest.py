@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import shutil
+import sys
 
 import pytest
 
@@ -24,15 +26,41 @@ LONGEST_FIRST = ("training/test_training_real_data.py",)
 def pytest_collection_modifyitems(items):
     """Slow tests first (the longest modules before them), otherwise collection order (a stable sort).
 
-    pytest-xdist hands tests (or xdist groups, placed at their first test) to the workers in this order, so
-    the expensive ones start early and cheap ones fill the end of the run instead of one long test
-    finishing alone on one worker.
+    pytest-xdist hands tests to the workers one at a time in this order (pyproject.toml), so the expensive
+    ones start early and cheap ones fill the end of the run instead of one long test finishing alone on
+    one worker.
     """
     def rank(item):
         longest = any(item.nodeid.startswith(f"tests/{path}") for path in LONGEST_FIRST)
         return (not longest, item.get_closest_marker("slow") is None)
 
     items.sort(key=rank)
+
+
+def pytest_configure(config):
+    """JAX's persistent compilation cache, in a new folder for this test session.
+
+    On JAX, building a model compiles a random initializer for each weight shape (16 s of ResNet-50's 20 s
+    build on 2 cores), and every JAX process compiles again what another one already did: the other
+    pytest-xdist worker, or the process a test starts (a training run that is then killed and resumed
+    compiles the same programs three times; a fresh process loading a saved model). With the cache each
+    program is compiled about once per session. The folder is made here, before the workers start, so
+    that they and their child processes all share it, and it is removed at the end. (Two processes that
+    compile one program at the same moment may both write it; a reader that catches an entry half written
+    gets a warning and compiles the program itself.) An existing $JAX_COMPILATION_CACHE_DIR is used as it is.
+    """
+    if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return  # A pytest-xdist worker has the folder from its environment.
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="keras-resnets-tests-jax-cache-")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    os.environ.update({"JAX_COMPILATION_CACHE_DIR": folder, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+    if "jax" in sys.modules:  # Imported already: it read its settings then.
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 @pytest.fixture(scope="session")

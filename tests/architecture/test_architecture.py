@@ -5,7 +5,6 @@ import pytest
 
 import keras
 import keras_resnets
-from helpers.deepest_nets import DEEPEST, deepest_net, group
 from keras_resnets.architecture.specs import cifar_spec, imagenet_spec
 
 
@@ -24,20 +23,13 @@ def test_imagenet_parameter_counts(depth):
     assert trainable_params(keras_resnets.ResNet(depth, family="imagenet")) == IMAGENET_PARAMS[depth]
 
 
+# ResNet-1202 and plain-1202: test_deepest_nets.py (one build of each net for all of its checks).
 @pytest.mark.parametrize("depth", [d for d in sorted(CIFAR_PARAMS) if d != 1202])
 def test_cifar_parameter_counts_residual_and_plain(depth):
     residual = keras_resnets.ResNet(depth, family="cifar")
     plain = keras_resnets.ResNet(depth, family="cifar", residual=False)
     assert trainable_params(residual) == CIFAR_PARAMS[depth]
     assert trainable_params(plain) == CIFAR_PARAMS[depth]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(name, marks=group(name)) for name in DEEPEST])
-def test_cifar_1202_parameter_counts_residual_and_plain(name):
-    # The one build per process of each 1202-layer net (tests/helpers/deepest_nets.py), also run by the model
-    # harness and the identity test: 10 classes, as in the paper.
-    assert trainable_params(deepest_net(name)) == CIFAR_PARAMS[1202]
 
 
 @pytest.mark.parametrize("depth", [18, 34, 50])

@@ -3,24 +3,23 @@
 import pytest
 
 import keras_resnets
-from helpers.deepest_nets import DEEPEST, deepest_net, group
+from helpers.deepest_nets import DEEPEST
 from keras_resnets.architecture.identity import Architecture, WeightsMismatchError
 from keras_resnets.architecture.specs import cifar_spec, imagenet_spec
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=group(name)) if name in DEEPEST else name for name in keras_resnets.list_models()]
-)
-def test_name_model_and_dict_agree_for_every_registered_model(name):
-    entry = keras_resnets.model_entry(name)
-    if name in DEEPEST:  # The one build per process of each 1202-layer net (a classifier; the graph reads the same).
-        model = deepest_net(name)
-    else:
-        model = keras_resnets.get_model(name, include_top=False, input_shape=(64, 64, 3))
+def assert_identified(name, model):
+    """The registered model `name` as built (`model`), its name and its stored description are one architecture."""
     from_model = Architecture.from_model(model)
-    assert from_model == Architecture.from_name(name) == entry.architecture
+    assert from_model == Architecture.from_name(name) == keras_resnets.model_entry(name).architecture
     assert Architecture.from_dict(from_model.to_dict()) == from_model
     assert from_model.name == name
+
+
+# ResNet-1202 and plain-1202: test_deepest_nets.py (one build of each net for all of its checks).
+@pytest.mark.parametrize("name", [name for name in keras_resnets.list_models() if name not in DEEPEST])
+def test_name_model_and_dict_agree_for_every_registered_model(name):
+    assert_identified(name, keras_resnets.get_model(name, include_top=False, input_shape=(64, 64, 3)))
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,14 @@
-"""One harness that every registered model passes, on every backend (marked `backend`).
+"""One harness that every registered model passes: build and predict on every backend (marked `backend`),
+float32 outputs under mixed precision on every backend, and the config/save round trip.
 
-Each model is built at a small input with a few classes; ResNet-1202 and its plain twin are marked slow.
-A model is built once for the tests that only read it (the predict and the config/save round trip test of
-one model run one after the other on one worker: a module-scoped fixture per model and an xdist group);
-the 1202-layer nets are built once per process (tests/helpers/deepest_nets.py) and shared with the
-parameter-count and identity tests.
+Each model is built at a small input with a few classes. ResNet-1202 and plain-1202 are predicted in
+test_deepest_nets.py, on the one build of each that their other checks share. The predict and round-trip
+tests of a model read one module-scoped build when they run in one process (pytest puts them one after
+the other).
+
+The round trip runs on TensorFlow only: it is Keras's own serialization of standard layers (the zoo's
+graphs have no custom layers), the same code on every backend, and test_keras_file_portable.py saves and
+reloads a CIFAR and an ImageNet net on each backend.
 """
 
 import copy
@@ -15,28 +19,16 @@ import tensorflow as tf
 
 import keras
 import keras_resnets
-from helpers.deepest_nets import DEEPEST, deepest_net, group
-
-pytestmark = pytest.mark.backend
+from helpers.deepest_nets import DEEPEST
 
 NUM_CLASSES = 5
+
+MODELS = [name for name in keras_resnets.list_models() if name not in DEEPEST]
 
 
 def _small_input_shape(name):
     entry = keras_resnets.model_entry(name)
     return (32, 32, 3) if entry.spec.family == "imagenet" else (16, 16, 3)
-
-
-def _params(name):
-    if name in DEEPEST:
-        return pytest.param(name, marks=[pytest.mark.slow, group(name)], id=name)
-    return pytest.param(name, marks=[group(f"harness-{name}")], id=name)
-
-
-ALL_MODELS = [_params(name) for name in keras_resnets.list_models()]
-# The 1202-layer nets go through the same code path as the 110-layer ones in the round trip, but a Keras
-# from_config/load_model of 3,600 layers takes minutes on 2 cores; they are built and run by the predict test.
-MODELS_BUT_1202 = [_params(name) for name in keras_resnets.list_models() if name not in DEEPEST]
 
 
 def _build(name, **kwargs):
@@ -46,33 +38,36 @@ def _build(name, **kwargs):
 @pytest.fixture(scope="module")
 def model(name):
     """The float32 model `name`, built once for the tests of this module that only read it."""
-    if name in DEEPEST:
-        return deepest_net(name)  # 16x16 input, 10 classes, residual branches starting at zero.
     return _build(name)
-
-
-def _num_classes(name):
-    return 10 if name in DEEPEST else NUM_CLASSES
 
 
 def _images(name, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (batch, *_small_input_shape(name))).astype("float32")
 
 
-@pytest.mark.parametrize("name", ALL_MODELS, scope="module")
-def test_build_predict_numpy_and_tf_data(name, model):
-    images = _images(name, batch=4)
-    # Two batches of 2 from NumPy and from tf.data: one input shape, so each backend traces (TensorFlow) or
-    # compiles (JAX) the model's predict step once; a second shape costs a second trace of the whole graph
-    # (a minute for the 1202-layer nets). A partial last batch is model-independent: tested once below.
+def assert_predicts(model, images, num_classes):
+    """predict() of 4 `images` from NumPy and from tf.data gives probabilities over `num_classes`, the same both ways.
+
+    Two batches of 2: one input shape, so each backend traces (TensorFlow) or compiles (JAX) the model's
+    predict step once; a second shape costs a second trace of the whole graph (a minute for the 1202-layer
+    nets). A partial last batch is model-independent: tested once, on ResNet-20.
+    """
+    assert len(images) == 4
     from_numpy = model.predict(images, batch_size=2, verbose=0)
-    assert from_numpy.shape == (4, _num_classes(name))
+    assert from_numpy.shape == (4, num_classes)
     np.testing.assert_allclose(from_numpy.sum(axis=-1), 1.0, rtol=1e-5)
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(2)
     from_dataset = model.predict(dataset, verbose=0)
     np.testing.assert_allclose(from_dataset, from_numpy, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.backend
+@pytest.mark.parametrize("name", MODELS, scope="module")
+def test_build_predict_numpy_and_tf_data(name, model):
+    assert_predicts(model, _images(name, batch=4), NUM_CLASSES)
+
+
+@pytest.mark.backend
 def test_predict_with_a_partial_last_batch():
     """Three images in batches of 2 (the last one partial), from NumPy and from tf.data, on ResNet-20."""
     model = _build("resnet20")
@@ -85,7 +80,7 @@ def test_predict_with_a_partial_last_batch():
     np.testing.assert_allclose(from_dataset, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", MODELS_BUT_1202, scope="module")
+@pytest.mark.parametrize("name", MODELS, scope="module")
 def test_config_round_trip_and_save_load(name, model, tmp_path):
     images = _images(name)
     # Direct calls (inference mode) rather than predict(): the predict path is the test above, and each
@@ -105,8 +100,9 @@ def test_config_round_trip_and_save_load(name, model, tmp_path):
     np.testing.assert_array_equal(run(restored), expected)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("name", [n for n in keras_resnets.list_models() if n not in DEEPEST])
+@pytest.mark.parametrize("name", MODELS)
 def test_mixed_precision_outputs_float32(name, policy):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
