@@ -39,7 +39,7 @@ class TensorFlowEngine:
         self.xla = self._resolve_xla(config, dist)
         with dist.scope():
             self.model = modeling.build_model(config, num_classes, image_size)
-            if getattr(config, "fused_batch_norm", True):
+            if config.fused_batch_norm:
                 fused_batchnorm.use_fused_batch_norm(self.model)
             self.decayed = [v for v in self.model.trainable_variables if objective.decays(v, config.weight_decay_norm_and_bias)]
             self.optimizer = modeling.build_optimizer(config, self.model, self.decayed)
