@@ -21,7 +21,9 @@ steps (one chunk for the fast engine) are excluded. Configurations:
                 XLA off, oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1`` unless --env sets it), fused BN
   tf_keras_bn   the same with Keras's own BatchNormalization ops (``fused_batch_norm=False``)
   tf_xla        the same with XLA (jit_compile=True)
-  jax           training/engine_jax.py: one jitted step per dispatch, batch fed from the host
+  jax           training/engine_jax.py: one jitted step per dispatch, batch fed from the host;
+                convolutions over slices of the batch (training/chunked_convolution.py)
+  jax_unchunked the same with whole-batch convolutions (``cpu_conv_chunk_bytes=0``)
   jax_fast      training/engine_jax_fast.py: data on the device, augmentation in the step,
                 --chunk steps per dispatch (lax.scan)
   jax_fast_bf16 the same with mixed_precision=bfloat16 (only with --bf16)
@@ -41,8 +43,11 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 128
-CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "jax", "jax_fast", "jax_fast_bf16")
-_BACKENDS = {"tf": "tensorflow", "tf_keras_bn": "tensorflow", "tf_xla": "tensorflow", "jax": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax"}
+CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "jax", "jax_unchunked", "jax_fast", "jax_fast_bf16")
+_BACKENDS = {
+    "tf": "tensorflow", "tf_keras_bn": "tensorflow", "tf_xla": "tensorflow",
+    "jax": "jax", "jax_unchunked": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax",
+}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -136,6 +141,8 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
     xla = True if config_name == "tf_xla" else (False if config_name.startswith("tf") else None)
     config = TrainConfig(model=model, xla=xla, distribution="none", mixed_precision=precision,
                          fused_batch_norm=config_name != "tf_keras_bn")
+    if config_name == "jax_unchunked":
+        config.cpu_conv_chunk_bytes = 0
     if precision == "bfloat16":
         import keras
 
@@ -157,7 +164,7 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
 
         def call():
             return engine._train(batch)
-    elif config_name == "jax":
+    elif config_name in ("jax", "jax_unchunked"):
         import jax
 
         from training.engine_jax import JaxEngine

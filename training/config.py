@@ -94,6 +94,10 @@ class TrainConfig:
     # TensorFlow engine: run BatchNormalization on TensorFlow's fused kernels (training/fused_batchnorm.py;
     # the same results within float32 rounding, faster). False: Keras's own ops.
     fused_batch_norm: bool = True
+    # JAX engines on a CPU, one device: convolve each batch in slices whose input holds at most this
+    # many bytes (training/chunked_convolution.py; the same results within float32 rounding, much
+    # faster weight gradients on XLA:CPU). 0: whole batches.
+    cpu_conv_chunk_bytes: int = 1 << 20
 
     # Distribution.
     distribution: str = "auto"
@@ -222,6 +226,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.engine == "jax_fast":
         _check_fast_engine(config)
     _choice(config, "final_eval_crops", (None, 1, 10))
+    chunk = config.cpu_conv_chunk_bytes
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
+        raise ValueError(
+            "`cpu_conv_chunk_bytes` must be an integer >= 0 (0: whole batches). "
+            f"Received: cpu_conv_chunk_bytes={chunk!r}"
+        )
     positive = ("global_batch_size", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints")
     for field in positive:
         if getattr(config, field) < 1:

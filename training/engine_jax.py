@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from . import modeling, objective
+from . import chunked_convolution, modeling, objective
 
 
 class JaxEngine:
@@ -28,6 +28,9 @@ class JaxEngine:
                 "The JAX backend always compiles its training step with XLA (jax.jit). Received: xla=False"
             )
         self.model = modeling.build_model(config, num_classes, image_size)
+        self.conv_chunk_bytes = self._conv_chunk_bytes(config, dist)
+        if self.conv_chunk_bytes:
+            chunked_convolution.use_batch_chunked_convolutions(self.model, self.conv_chunk_bytes)
         self.decayed_mask = [objective.decays(v, config.weight_decay_norm_and_bias) for v in self.model.trainable_variables]
         decayed = [v for v, d in zip(self.model.trainable_variables, self.decayed_mask) if d]
         self.optimizer = modeling.build_optimizer(config, self.model, decayed)
@@ -45,6 +48,14 @@ class JaxEngine:
         self._lr = 0.0
         self._train = jax.jit(self._train_step, donate_argnums=0)
         self._eval = jax.jit(self._eval_step)
+
+    @staticmethod
+    def _conv_chunk_bytes(config, dist) -> int:
+        """Bytes per convolution slice: the config's on a CPU with one device, else 0 (whole batches)."""
+        # Accelerators convolve whole batches at full speed; a batch sharded over several devices
+        # would be resliced across them.
+        one_cpu = jax.default_backend() == "cpu" and dist.num_replicas == 1 and dist.num_workers == 1
+        return config.cpu_conv_chunk_bytes if one_cpu else 0
 
     # -- steps -------------------------------------------------------------------------------------
 

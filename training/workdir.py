@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 RESUMABLE_FIELDS = frozenset({
     "log_every_steps", "checkpoint_every_steps", "checkpoint_every_seconds", "keep_checkpoints",
     "max_train_seconds", "accuracy_targets", "data_dir", "manual_dir", "tpu_address", "fast_engine_loop",
-    "fused_batch_norm",
+    "fused_batch_norm", "cpu_conv_chunk_bytes",
 })
 
 

@@ -84,6 +84,8 @@ def test_bad_overrides(overrides, message):
         ("mixed_precision", "int8", "mixed_precision='int8'"),
         ("lr_boundaries", (48000, 32000), "increasing"),
         ("eval_crops", 5, "eval_crops=5"),
+        ("cpu_conv_chunk_bytes", -1, r"cpu_conv_chunk_bytes=-1"),
+        ("cpu_conv_chunk_bytes", 1.5, r"integer >= 0 .*cpu_conv_chunk_bytes=1.5"),
     ],
 )
 def test_validate_rejects_bad_values(field, value, message):
