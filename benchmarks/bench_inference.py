@@ -8,8 +8,9 @@ affects both alike. Prints, per setting, each model's seconds per batch and the 
 reference_time / our_time (>= 1 means ours is at least as fast). Our ResNet50 is compared in two
 layouts: ``downsample="conv1x1"`` is the same architecture as keras.applications (stride on the first
 1x1 of a bottleneck: the same work, minus the conv biases keras.applications carries), and the default
-"v1.5" layout ``downsample="conv3x3"`` (torchvision's, ~6% more multiply-adds). Also times how long
-building ResNet-1202 takes.
+"v1.5" layout ``downsample="conv3x3"`` (torchvision's, ~6% more multiply-adds), each also with its
+BatchNorm folded into the convolutions (``keras_resnets.fold_batch_norm``: the same predictions, one
+pass less over every activation). Also times how long building ResNet-1202 takes.
 """
 
 from __future__ import annotations
@@ -54,10 +55,14 @@ def main():
     args = parser.parse_args()
 
     images = np.random.default_rng(0).uniform(0, 255, (args.batch, 224, 224, 3)).astype("float32")
+    same_layout = keras_resnets.ResNet50(downsample="conv1x1")
+    v15 = keras_resnets.ResNet50()
     models = {
         "keras.applications.ResNet50": keras.applications.ResNet50(weights=None),
-        "keras_resnets.ResNet50(downsample='conv1x1')": keras_resnets.ResNet50(downsample="conv1x1"),
-        "keras_resnets.ResNet50() (v1.5)": keras_resnets.ResNet50(),
+        "keras_resnets.ResNet50(downsample='conv1x1')": same_layout,
+        "  + fold_batch_norm (conv1x1)": keras_resnets.fold_batch_norm(same_layout),
+        "keras_resnets.ResNet50() (v1.5)": v15,
+        "  + fold_batch_norm (v1.5)": keras_resnets.fold_batch_norm(v15),
     }
     reference = "keras.applications.ResNet50"
     print(f"backend={keras.backend.backend()} batch={args.batch} input=224x224x3 device=CPU")

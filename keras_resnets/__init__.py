@@ -37,6 +37,7 @@ _EXPORTS = {
     "feature_extractor": "keras_resnets.models.features",
     "feature_info": "keras_resnets.models.features",
     "fine_tune": "keras_resnets.tasks.finetune",
+    "fold_batch_norm": "keras_resnets.models.folding",
 }
 
 _SUBPACKAGES = ("architecture", "weights", "data", "models", "tasks")
