@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tomllib
 
+import numpy as np
 import pytest
 from helpers.serving import random_images, small_classifier, write_random_image_folder
 from PIL import Image
@@ -106,6 +107,15 @@ def test_fine_tune_then_export_from_the_command_line(tmp_path, capsys):
     refused = capsys.readouterr()
     assert "must end with '.onnx'" in refused.err and "Exporting" not in refused.out
     assert cli.main(["export", str(exported), "--model", str(out_dir), "--overwrite"]) == 0
+    folded = tmp_path / "serving_folded"
+    assert cli.main(["export", str(folded), "--model", str(out_dir), "--fold-batch-norm"]) == 0
+    assert "Folded 19 of 19 BatchNormalization layers" in capsys.readouterr().out
+    import tensorflow as tf
+
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (4, 40, 36, 3), dtype=np.uint8))
+    served = [tf.saved_model.load(str(path)).signatures["serve_images"](images=images)["probabilities"].numpy()
+              for path in (exported, folded)]
+    np.testing.assert_allclose(served[1], served[0], rtol=1e-4, atol=1e-6)
 
 
 def test_fine_tune_rejects_empty_and_one_class_folders(tmp_path, capsys):
