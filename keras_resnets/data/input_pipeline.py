@@ -139,18 +139,18 @@ def _load_tfds(name, data_dir, manual_dir, train_split, eval_split) -> Data:
     return Data(name, len(class_names), class_names, split_data(train_split), split_data(eval_split), eval_split)
 
 
-def _load_folder_split(folder, in_memory: bool, image_size: Optional[int]) -> DataSplit:
-    if not in_memory:
-        return DataSplit(len(folder), labels=folder.labels, paths=list(folder.paths))
+def _decode_folder_split(split: DataSplit, image_size: Optional[int]) -> DataSplit:
+    """The image-folder split `split` (file paths) with its images decoded into memory."""
     size = (image_size, image_size) if image_size else None
-    chunks = [folder.paths[i : i + 2048] for i in range(0, len(folder), 2048)]
+    chunks = [split.paths[i : i + 2048] for i in range(0, split.num_examples, 2048)]
     # PIL releases the GIL while decoding, so threads decode in parallel.
     with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         arrays = list(pool.map(lambda chunk: image_folder_lib.load_image_arrays(chunk, size=size), chunks))
-    return DataSplit(len(folder), labels=folder.labels, images=np.concatenate(arrays))
+    return DataSplit(split.num_examples, labels=split.labels, images=np.concatenate(arrays))
 
 
-def _load_image_folder(data_dir, train_split, eval_split, in_memory, image_size) -> Data:
+def _list_image_folder(data_dir, train_split, eval_split) -> Data:
+    """The image folder's splits as file paths and labels (nothing decoded yet)."""
     if not data_dir:
         raise ValueError("`dataset='image_folder'` needs `data_dir`: a folder with <split>/<class>/<images>. Received: data_dir=None")
     if not os.path.isdir(data_dir):
@@ -168,8 +168,8 @@ def _load_image_folder(data_dir, train_split, eval_split, in_memory, image_size)
         "image_folder",
         len(train.class_names),
         list(train.class_names),
-        _load_folder_split(train, in_memory, image_size),
-        _load_folder_split(evaluation, in_memory, image_size),
+        DataSplit(len(train), labels=train.labels, paths=list(train.paths)),
+        DataSplit(len(evaluation), labels=evaluation.labels, paths=list(evaluation.paths)),
         eval_split,
     )
 
@@ -211,7 +211,8 @@ def load_data(
         manual_dir: for imagenet2012, the folder with the downloaded ILSVRC2012 tar files.
         train_split, eval_split: split names (TFDS splits, or sub-folders of an image folder).
         in_memory: decode an image folder once into memory (default: only when `image_size` is <= 64,
-            i.e. CIFAR-sized data). Images are resized to `image_size` when loaded into memory.
+            i.e. CIFAR-sized data); only the examples kept after the validation split and the subsets are
+            decoded. Images are resized to `image_size` when loaded into memory.
         image_size: training resolution (used for in-memory image folders).
         validation_fraction: hold out this stratified fraction of the training split and evaluate on it
             instead of `eval_split` (the paper's 45k/5k CIFAR split is 0.1).
@@ -226,7 +227,9 @@ def load_data(
     if in_memory is None:
         in_memory = image_size is not None and image_size <= 64
     if dataset == "image_folder":
-        data = _load_image_folder(data_dir, train_split, eval_split, in_memory, image_size)
+        # Listed only: the validation split and the subsets below choose examples by label alone, so an
+        # in-memory folder decodes just the images it keeps (a 5,000-image subset of CIFAR-10's 60,000).
+        data = _list_image_folder(data_dir, train_split, eval_split)
     else:
         data = _load_tfds(dataset, data_dir, manual_dir, train_split, eval_split)
     if validation_fraction:
@@ -246,6 +249,9 @@ def load_data(
             if not split.random_access:
                 raise ValueError(f"Subsets need a random-access source, not streamed {dataset!r}. Received: {attribute}_examples={count}")
             setattr(data, attribute, split.subset(stratified_subset(split.labels, count, seed)))
+    if dataset == "image_folder" and in_memory:
+        data.train = _decode_folder_split(data.train, image_size)
+        data.eval = _decode_folder_split(data.eval, image_size)
     return data
 
 

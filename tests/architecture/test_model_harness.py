@@ -1,10 +1,10 @@
 """One harness that every registered model passes: build and predict on every backend (marked `backend`),
 float32 outputs under mixed precision on every backend, and the config/save round trip.
 
-Each model is built at a small input with a few classes. ResNet-1202 and plain-1202 are predicted in
-test_deepest_nets.py, on the one build of each that their other checks share. The predict and round-trip
-tests of a model read one module-scoped build when they run in one process (pytest puts them one after
-the other).
+Each model is built at a small input with a few classes. ResNet-1202 and plain-1202 get a forward pass
+(a direct call) in test_deepest_nets.py, on the one build of each that their other checks share. The
+predict and round-trip tests of a model read one module-scoped build when they run in one process
+(pytest puts them one after the other).
 
 The round trip runs on TensorFlow only: it is Keras's own serialization of standard layers (the zoo's
 graphs have no custom layers), the same code on every backend, and test_keras_file_portable.py saves and
@@ -49,8 +49,8 @@ def assert_predicts(model, images, num_classes):
     """predict() of 4 `images` from NumPy and from tf.data gives probabilities over `num_classes`, the same both ways.
 
     Two batches of 2: one input shape, so each backend traces (TensorFlow) or compiles (JAX) the model's
-    predict step once; a second shape costs a second trace of the whole graph (a minute for the 1202-layer
-    nets). A partial last batch is model-independent: tested once, on ResNet-20.
+    predict step once; a second shape costs a second trace of the whole graph. A partial last batch is
+    model-independent: tested once, on ResNet-20.
     """
     assert len(images) == 4
     from_numpy = model.predict(images, batch_size=2, verbose=0)

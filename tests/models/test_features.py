@@ -4,37 +4,24 @@ intermediate activations, and a two-step fit of a dense head."""
 import keras
 import numpy as np
 import pytest
+from helpers.deepest_nets import DEEPEST
+from helpers.feature_maps import assert_feature_maps
 
 import keras_resnets
-from keras_resnets.models.features import feature_extractor, feature_info, feature_shapes
+from keras_resnets.models.features import feature_extractor, feature_info
 
-EXPENSIVE = {"resnet101", "resnet152", "resnet110", "resnet1202", "plain101", "plain152", "plain110", "plain1202"}
+EXPENSIVE = {"resnet101", "resnet152", "resnet110", "plain101", "plain152", "plain110"}
 
 
 def _model_params():
+    # ResNet-1202 and plain-1202: test_deepest_nets.py makes these checks on the build its other checks share.
     return [pytest.param(name, marks=pytest.mark.slow) if name in EXPENSIVE else name
-            for name in keras_resnets.list_models()]
+            for name in keras_resnets.list_models() if name not in DEEPEST]
 
 
 @pytest.mark.parametrize("name", _model_params())
 def test_shapes_and_strides_of_every_model_at_two_sizes(name):
-    spec = keras_resnets.model_entry(name).spec
-    extractor = feature_extractor(name)
-    infos = extractor.feature_info
-    expected_levels = [2, 3, 4, 5] if spec.family == "imagenet" else [0, 1, 2]
-    assert [info.level for info in infos] == expected_levels
-    assert [info.stride for info in infos] == [2 ** level for level in expected_levels]
-    assert [info.channels for info in infos] == [f * spec.expansion for f in spec.stage_filters]
-    assert [info.layer for info in infos] == [f"layer{i + 1}.{n - 1}.out" for i, n in enumerate(spec.stage_blocks)]
-    # Odd sizes check the ceil(size / stride) rule the docs state. A direct call in inference mode: two
-    # input sizes would make predict_on_batch trace the whole graph twice (minutes for the 1202-layer nets).
-    for height, width in ((32, 40), (37, 45)) if spec.family == "imagenet" else ((8, 12), (13, 9)):
-        outputs = extractor(np.zeros((1, height, width, 3), "float32"), training=False)
-        outputs = {key: keras.ops.convert_to_numpy(value) for key, value in outputs.items()}
-        assert sorted(outputs) == sorted(info.name for info in infos)
-        for info in infos:
-            assert outputs[info.name].shape == (1, -(-height // info.stride), -(-width // info.stride), info.channels)
-        assert {k: v.shape[1:] for k, v in outputs.items()} == feature_shapes(name, (height, width))
+    assert_feature_maps(name, feature_extractor(name))
 
 
 def test_features_equal_classifier_activations_with_real_cifar_weights(shared):
