@@ -25,6 +25,8 @@ import types
 
 import keras
 
+from . import modeling
+
 # Measured on ResNet-20 at batch 128 (2-core AMD EPYC, 1 MB L2 per core); README, "Against PyTorch".
 DEFAULT_MAX_CHUNK_BYTES = 1 << 20
 DEFAULT_MAX_CHUNKS = 16
@@ -56,13 +58,6 @@ def _chunked_convolution_op(self, inputs, kernel, max_chunk_bytes: int, max_chun
     return keras.ops.concatenate(pieces, axis=0)
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
-
-
 def use_batch_chunked_convolutions(
     model: keras.Model, max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES, max_chunks: int = DEFAULT_MAX_CHUNKS
 ) -> int:
@@ -79,7 +74,7 @@ def use_batch_chunked_convolutions(
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     op = functools.partial(_chunked_convolution_op, max_chunk_bytes=max_chunk_bytes, max_chunks=max_chunks)
     switched = 0
-    for layer in _all_layers(model):
+    for layer in modeling.all_layers(model):
         if isinstance(layer, keras.layers.Conv2D):
             layer.convolution_op = types.MethodType(op, layer)
             switched += 1

@@ -21,6 +21,8 @@ import types
 import keras
 import tensorflow as tf
 
+from . import modeling
+
 _EMPTY = ()
 
 
@@ -65,13 +67,6 @@ def _fused_call(self, inputs, training=None, mask=None):
     return tf.cast(y, self.compute_dtype)
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
-
-
 def use_fused_batch_norm(model: keras.Model) -> int:
     """Make every fusable BatchNormalization layer of `model` run TensorFlow's fused kernels.
 
@@ -85,7 +80,7 @@ def use_fused_batch_norm(model: keras.Model) -> int:
             f"Received: keras.backend.backend()={keras.backend.backend()!r}"
         )
     switched = 0
-    for layer in _all_layers(model):
+    for layer in modeling.all_layers(model):
         if _fusable(layer):
             layer.call = types.MethodType(_fused_call, layer)
             switched += 1

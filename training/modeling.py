@@ -51,6 +51,14 @@ def build_model(config, num_classes: int, image_size: int, logits: bool = True) 
     )
 
 
+def all_layers(model: keras.Model):
+    """Every layer of `model`, depth first, including the layers of nested models."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
 def build_optimizer(config, model: keras.Model, decayed_variables) -> keras.optimizers.Optimizer:
     """SGD with momentum; decoupled weight decay, EMA and float16 loss scaling when configured.
 
