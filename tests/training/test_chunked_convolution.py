@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import keras_resnets
+from helpers.float_reference import flat, float64_twin, forward_and_gradients, relative_error
 
 BATCH = 128
 KIB = 1024
@@ -25,20 +26,6 @@ def _pair(max_chunk_bytes):
     sliced = keras_resnets.get_model("resnet20", input_shape=(32, 32, 3), classifier_activation=None)
     sliced.set_weights(whole.get_weights())
     return whole, sliced, use_batch_chunked_convolutions(sliced, max_chunk_bytes)
-
-
-def _outputs_and_gradients(model, images):
-    """Training-mode logits and the gradients of a squared-logit loss for every trainable variable."""
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        outputs = model(images, training=True)
-        loss = tf.reduce_sum(tf.square(outputs))
-    return outputs.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
-
-
-def _relative(a, b):
-    return float(np.linalg.norm(a.astype("float64") - b) / max(np.linalg.norm(b.astype("float64")), 1e-30))
 
 
 @pytest.mark.parametrize(
@@ -57,21 +44,6 @@ def test_slice_sizes_follow_the_byte_budget_and_the_slice_cap(batch_size, images
     assert rule(batch_size, images_per_chunk, 1024 * KIB, 16) == expected
 
 
-def _float64_truth(model, images):
-    """Outputs and gradients of `model`'s float64 twin: the answer both float32 computations approximate."""
-    keras.config.set_dtype_policy("float64")
-    try:
-        twin = keras_resnets.get_model("resnet20", input_shape=(32, 32, 3), classifier_activation=None)
-    finally:
-        keras.config.set_dtype_policy("float32")
-    twin.set_weights([w.astype("float64") for w in model.get_weights()])
-    return _outputs_and_gradients(twin, images.astype("float64"))
-
-
-def _flat(arrays):
-    return np.concatenate([np.ravel(a).astype("float64") for a in arrays])
-
-
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow pass (JAX: the engine test)")
 @pytest.mark.parametrize(
     "max_chunk_bytes",
@@ -85,18 +57,18 @@ def test_sliced_convolutions_compute_what_whole_batches_do(max_chunk_bytes):
     whole, sliced, switched = _pair(max_chunk_bytes)
     assert switched == 19  # The stem's convolution and two per block; option-A shortcuts have none.
     images = np.random.default_rng(1).normal(size=(BATCH, 32, 32, 3)).astype("float32")
-    truth, truth_grads = _float64_truth(whole, images)
-    expected, expected_grads = _outputs_and_gradients(whole, images)
-    actual, actual_grads = _outputs_and_gradients(sliced, images)
+    truth, truth_grads = forward_and_gradients(float64_twin(whole), images.astype("float64"), training=True)
+    expected, expected_grads = forward_and_gradients(whole, images, training=True)
+    actual, actual_grads = forward_and_gradients(sliced, images, training=True)
     # Slicing is about as close to the exact answer as the whole-batch float32 computation: a net in
     # training mode amplifies rounding from layer to layer, so either lands within a few times the
     # other's error (1e-4 here), where a slicing bug would be off by about 1.
-    assert _relative(actual, truth) <= max(4 * _relative(expected, truth), 1e-6)
-    whole_error = _relative(_flat(expected_grads), _flat(truth_grads))
-    sliced_error = _relative(_flat(actual_grads), _flat(truth_grads))
+    assert relative_error(actual, truth) <= max(4 * relative_error(expected, truth), 1e-6)
+    whole_error = relative_error(flat(expected_grads), flat(truth_grads))
+    sliced_error = relative_error(flat(actual_grads), flat(truth_grads))
     assert sliced_error <= max(4 * whole_error, 1e-6), (sliced_error, whole_error)
     for variable, got, want in zip(whole.trainable_variables, actual_grads, truth_grads):
-        assert _relative(got, want) < 1e-2, variable.path
+        assert relative_error(got, want) < 1e-2, variable.path
 
 
 def test_bad_budgets_are_refused_by_name():
@@ -140,8 +112,8 @@ def test_jax_engine_slices_convolutions_on_one_cpu_device_only():
         states[chunk_bytes] = (before, engine.get_state())
     (start, whole_after), (sliced_start, sliced_after) = states[0], states[ragged]
     assert all(np.array_equal(a, b) for a, b in zip(start, sliced_start))
-    update = _flat(whole_after) - _flat(start)
-    assert np.linalg.norm(_flat(sliced_after) - _flat(whole_after)) < 1e-4 * np.linalg.norm(update)
+    update = flat(whole_after) - flat(start)
+    assert np.linalg.norm(flat(sliced_after) - flat(whole_after)) < 1e-4 * np.linalg.norm(update)
     # Several devices get whole batches: slicing a sharded batch would move it between the devices.
     several = DistributionContext(kind="jax_data_parallel", backend="jax", num_replicas=2)
     assert JaxEngine._conv_chunk_bytes(TrainConfig(), several) == 0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import keras_resnets
+from helpers.float_reference import flat, float64_twin, forward_and_gradients, relative_error
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="TensorFlow's fused kernels exist only on the TensorFlow backend"
@@ -50,50 +51,23 @@ def _images():
     return np.random.default_rng(1).normal(size=(BATCH, 32, 32, 3)).astype("float32")
 
 
-def _forward_and_gradients(model, images, training):
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        outputs = tf.cast(model(images, training=training), tf.float32)
-        loss = tf.reduce_sum(tf.square(outputs))
-    return outputs.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
-
-
-def _relative(a, b):
-    return float(np.linalg.norm(a.astype("float64") - b) / max(np.linalg.norm(b.astype("float64")), 1e-30))
-
-
-def _float64_twin(model):
-    keras.config.set_dtype_policy("float64")
-    try:
-        twin = keras_resnets.get_model("resnet20", input_shape=(32, 32, 3), classifier_activation=None)
-    finally:
-        keras.config.set_dtype_policy("float32")
-    twin.set_weights([w.astype("float64") for w in model.get_weights()])
-    return twin
-
-
-def _flat(arrays):
-    return np.concatenate([np.ravel(a).astype("float64") for a in arrays])
-
-
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 def test_fused_kernels_match_keras_batch_norm(training):
     reference, fused, switched = _pair()
     assert switched == 19  # Every BN of ResNet-20: the stem's and two per block.
-    exact = _float64_twin(reference)  # The float64 answer both float32 computations approximate.
+    exact = float64_twin(reference)  # The float64 answer both float32 computations approximate.
     images = _images()
-    truth, truth_grads = _forward_and_gradients(exact, images.astype("float64"), training)
-    expected, expected_grads = _forward_and_gradients(reference, images, training)
-    actual, actual_grads = _forward_and_gradients(fused, images, training)
+    truth, truth_grads = forward_and_gradients(exact, images.astype("float64"), training)
+    expected, expected_grads = forward_and_gradients(reference, images, training)
+    actual, actual_grads = forward_and_gradients(fused, images, training)
     # The fused kernels are as close to the float64 answer as Keras's own float32 ops are (or within a
     # few float32 roundings of it, where Keras happens to land closer).
-    keras_error = _relative(_flat(expected_grads), _flat(truth_grads))
-    fused_error = _relative(_flat(actual_grads), _flat(truth_grads))
+    keras_error = relative_error(flat(expected_grads), flat(truth_grads))
+    fused_error = relative_error(flat(actual_grads), flat(truth_grads))
     assert fused_error <= max(2 * keras_error, 1e-5), (fused_error, keras_error)
-    assert _relative(actual, truth) <= max(2 * _relative(expected, truth), 1e-5)
+    assert relative_error(actual, truth) <= max(2 * relative_error(expected, truth), 1e-5)
     for variable, got, want in zip(reference.trainable_variables, actual_grads, truth_grads):
-        assert _relative(got, want) < 1e-2, variable.path
+        assert relative_error(got, want) < 1e-2, variable.path
     # Training mode updated the moving statistics alike (Keras's momentum and biased batch variance).
     moved = 0
     for variable, got, want in zip(reference.weights, fused.get_weights(), reference.get_weights()):
@@ -141,7 +115,7 @@ def test_mixed_bfloat16_policy_normalises_in_float32_like_keras():
     expected = np.asarray(reference(images, training=True), "float32")
     actual = np.asarray(fused(images, training=True), "float32")
     assert fused.layers[2].compute_dtype == "bfloat16"
-    assert _relative(actual, expected) < 2e-2  # bfloat16 activations: about 3 significant digits.
+    assert relative_error(actual, expected) < 2e-2  # bfloat16 activations: about 3 significant digits.
 
 
 def test_engine_trains_with_fused_kernels_by_default():
@@ -173,5 +147,5 @@ def test_engine_trains_with_fused_kernels_by_default():
     start, keras_after = states[False]
     fused_start, fused_after = states[True]
     assert all(np.array_equal(a, b) for a, b in zip(start, fused_start))
-    update = _flat(keras_after) - _flat(start)
-    assert np.linalg.norm(_flat(fused_after) - _flat(keras_after)) < 1e-3 * np.linalg.norm(update)
+    update = flat(keras_after) - flat(start)
+    assert np.linalg.norm(flat(fused_after) - flat(keras_after)) < 1e-3 * np.linalg.norm(update)
