@@ -21,6 +21,7 @@ steps (one chunk for the fast engine) are excluded. Configurations:
                 XLA off, oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1`` unless --env sets it), fused BN
   tf_keras_bn   the same with Keras's own BatchNormalization ops (``fused_batch_norm=False``)
   tf_xla        the same with XLA (jit_compile=True)
+  tf_bf16       the TF engine under Keras's mixed_bfloat16 policy (only with --bf16)
   jax           training/engine_jax.py: one jitted step per dispatch, batch fed from the host;
                 convolutions over slices of the batch (training/chunked_convolution.py)
   jax_unchunked the same with whole-batch convolutions (``cpu_conv_chunk_bytes=0``)
@@ -28,7 +29,8 @@ steps (one chunk for the fast engine) are excluded. Configurations:
                 --chunk steps per dispatch (lax.scan)
   jax_fast_bf16 the same with mixed_precision=bfloat16 (only with --bf16)
 
-The last lines print each configuration's median images/s over the reference's.
+The last lines print each configuration's median images/s over the reference's: float32 rows against
+``torch``, bfloat16 rows against ``torch_bf16`` (never a bfloat16 figure against a float32 one).
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 128
-CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "jax", "jax_unchunked", "jax_fast", "jax_fast_bf16")
+CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "tf_bf16", "jax", "jax_unchunked", "jax_fast", "jax_fast_bf16")
 _BACKENDS = {
-    "tf": "tensorflow", "tf_keras_bn": "tensorflow", "tf_xla": "tensorflow",
+    "tf": "tensorflow", "tf_keras_bn": "tensorflow", "tf_xla": "tensorflow", "tf_bf16": "tensorflow",
     "jax": "jax", "jax_unchunked": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax",
 }
 
@@ -227,6 +229,11 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _reference_for(config: str) -> str:
+    """The PyTorch row a configuration is compared with: the one of the same precision."""
+    return "torch_bf16" if config.endswith("bf16") else "torch"
+
+
 def _run(python, job, env_extra) -> dict:
     backend = _BACKENDS.get(job["config"], "none")
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", **env_extra)
@@ -248,7 +255,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median is kept)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--chunk", type=int, default=10, help="steps per dispatch of jax_fast")
-    parser.add_argument("--bf16", action="store_true", help="add torch_bf16 and jax_fast_bf16 rows")
+    parser.add_argument("--bf16", action="store_true", help="add torch_bf16, tf_bf16 and jax_fast_bf16 rows")
     parser.add_argument("--torch-python", default=None, help="a Python with torch installed (default: this one)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for every worker (e.g. thread settings), repeatable")
@@ -266,7 +273,7 @@ def main() -> None:
         print("RESULT " + json.dumps(result), flush=True)
         return
 
-    configs = list(dict.fromkeys(args.configs + (["torch_bf16", "jax_fast_bf16"] if args.bf16 else [])))
+    configs = list(dict.fromkeys(args.configs + (["torch_bf16", "tf_bf16", "jax_fast_bf16"] if args.bf16 else [])))
     torch_python = _torch_python(args.torch_python) if any(c.startswith("torch") for c in configs) else None
     if torch_python is None:
         configs = [c for c in configs if not c.startswith("torch")]
@@ -289,14 +296,15 @@ def main() -> None:
                     samples[(model, config)].append(result["images_per_second"])
     print("\nmedian images/s" + ("" if torch_python is None else " and ratio to torch (same run)"))
     for model in args.models:
-        reference = samples.get((model, "torch")) or []
         for config in configs:
             values = samples[(model, config)]
             if not values:
                 print(f"  {model:9s} {config:14s} failed")
                 continue
+            reference_config = _reference_for(config)
+            reference = samples.get((model, reference_config)) or []
             median = statistics.median(values)
-            ratio = f"  {median / statistics.median(reference):5.2f}x torch" if reference else ""
+            ratio = f"  {median / statistics.median(reference):5.2f}x {reference_config}" if reference else ""
             print(f"  {model:9s} {config:14s} {median:8.1f}{ratio}")
 
 

@@ -135,6 +135,11 @@ class JaxEngine:
         trainable, non_trainable, optimizer_vars = self.state
         return [self._to_numpy(a) for a in (*trainable, *non_trainable, *optimizer_vars)]
 
+    def state_names(self):
+        """The variable path of each array :meth:`get_state` returns, in the same order."""
+        variables = (*self.model.trainable_variables, *self.model.non_trainable_variables, *self.optimizer.variables)
+        return [v.path for v in variables]
+
     def set_state(self, arrays) -> None:
         """Restore what :meth:`get_state` returned."""
         current = [*self.state[0], *self.state[1], *self.state[2]]

@@ -131,6 +131,10 @@ class TensorFlowEngine:
         """Every variable needed to resume (model weights, optimizer slots and counters) as numpy."""
         return [np.asarray(v.numpy()) for v in self._state_variables()]
 
+    def state_names(self):
+        """The variable path of each array :meth:`get_state` returns, in the same order."""
+        return [v.path for v in self._state_variables()]
+
     def set_state(self, arrays) -> None:
         """Restore what :meth:`get_state` returned."""
         variables = self._state_variables()

@@ -9,7 +9,7 @@ and the backward pass in one more. With oneDNN on one CPU core this raises ResNe
 never saved as a ``.keras`` file) to the fused kernels. It changes how the layer computes, not what:
 the same variables, the same moving-average update (Keras's momentum convention and its biased batch
 variance; the fused kernel's Bessel-corrected variance is converted back), float32 statistics for
-bfloat16/float16 inputs as Keras does, and outputs equal to Keras's within float32 rounding
+bfloat16/float16 inputs as Keras does (the kernel computes them in float32 inside), and outputs equal to Keras's within float32 rounding
 (``tests/training/test_fused_batchnorm.py``). Layers the fused kernel cannot express (masks,
 synchronized statistics, renormalisation, an axis other than the channels-last one) keep Keras's code.
 """
@@ -39,7 +39,10 @@ def _fusable(layer) -> bool:
 def _fused_call(self, inputs, training=None, mask=None):
     if mask is not None:
         return type(self).call(self, inputs, training=training, mask=mask)
-    x = tf.cast(inputs, tf.float32)  # Keras also normalises float16/bfloat16 inputs in float32.
+    # Keras normalises float16/bfloat16 inputs in float32 and rounds the result back. The fused kernel
+    # does the same inside for half-precision inputs (statistics, scale and offset in float32), so
+    # they go in as they are: no cast ops around every BN, and oneDNN's bfloat16 kernel on CPUs that have one.
+    x = inputs if inputs.dtype in (tf.bfloat16, tf.float16) else tf.cast(inputs, tf.float32)
     channels = x.shape[-1]
     # Explicit casts: under a mixed policy Keras may hand out float32 variables in the compute dtype.
     gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)

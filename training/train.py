@@ -427,7 +427,7 @@ def _train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool) -> dic
     stopped_reason = loop.run()
     eval_error, eval_loss = loop.final_evaluation(final_pipe)
     weights = engine.export_weights(loop.use_ema)
-    loop.require_finite(weights, "final weights")
+    loop.require_finite(weights, "final weights", [w.path for w in engine.model.weights])
     entry_error = None
     try:
         import keras_resnets
@@ -519,17 +519,19 @@ class _TrainingLoop:
             )
         self.state.add(totals)
 
-    def require_finite(self, arrays, what: str) -> None:
+    def require_finite(self, arrays, what: str, names) -> None:
         """Raise TrainingDivergedError if `arrays` (about to be saved as `what`) hold NaN or inf.
 
+        `names` gives each array's variable path, so the error says which variable went bad first.
         The loss alone can miss a divergence: in training mode BatchNorm renormalises each batch, so the
         loss may stay finite while a moving variance has overflowed.
         """
-        for index, array in enumerate(arrays):
+        for name, array in zip(names, arrays, strict=True):
             array = np.asarray(array)
             if array.dtype.kind == "f" and not np.isfinite(array).all():
+                bad = int(np.size(array) - np.isfinite(array).sum())
                 raise TrainingDivergedError(
-                    f"The model's state became non-finite (NaN or inf in array {index} of the {what}) by step "
+                    f"The model's state became non-finite ({bad} NaN or inf values in {name!r} of the {what}) by step "
                     f"{self.state.step} (learning rate {self._learning_rate(self.state.step - 1):.4g}). The run "
                     f"stopped without writing it; its last good checkpoint is in {self.checkpointer.directory}. "
                     "Lower `base_lr`, add warm-up, or use float32."
@@ -593,7 +595,7 @@ class _TrainingLoop:
         self.log.add_row(row, self._eta_s())
         if state.improves_best(row["eval_error"]):
             weights = self.engine.export_weights(self.use_ema)
-            self.require_finite(weights, "best weights")
+            self.require_finite(weights, "best weights", [w.path for w in self.engine.model.weights])
             if self.dist.is_chief:
                 self.exporter.save(weights, "best.weights.h5")
 
@@ -647,7 +649,7 @@ class _TrainingLoop:
                         self.evaluate_and_record()
                     if checkpoint_due or stopped_reason or step == total_steps:
                         engine_state = self.engine.get_state()
-                        self.require_finite(engine_state, "checkpoint")
+                        self.require_finite(engine_state, "checkpoint", self.engine.state_names())
                         saved = self.checkpointer.save(step, engine_state, state.to_dict())
                         last_checkpoint = time.perf_counter()
                         if signals.received is not None:

@@ -75,6 +75,14 @@ class CacheEntry:
             return None
         return self.weights_path
 
+    def recorded_sha256(self) -> Optional[str]:
+        """The sha256 of the weights file recorded in this entry's metadata (None if unreadable)."""
+        try:
+            value = json.loads(self.meta_path.read_text()).get("weights_sha256")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
     def lock(self):
         """An inter-process lock (``filelock.FileLock``) held while this entry is being created."""
         import filelock  # Here, not at the top: listing weights must stay quick.

@@ -16,6 +16,7 @@ Keras' generic walk over the model, which costs several times the reading itself
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import uuid
@@ -35,14 +36,39 @@ EXPECTED = "a Keras .weights.h5 file (HDF5)"
 
 
 class WeightsFileInfo(NamedTuple):
-    """What a verified ``.weights.h5`` file says about itself."""
+    """A ``.weights.h5`` file read once and verified: what it says about itself and what it holds.
+
+    Loads use :attr:`arrays`, the very values that were hashed and checked, never a second read of the
+    file, so a file replaced after its check cannot slip in.
+    """
 
     architecture: Optional[Architecture]  # None for files without a fingerprint (plain Keras).
     verified_hash: bool  # Whether it carried a content hash (which then matched).
+    path: str = ""
+    arrays: Dict[str, np.ndarray] = {}  # HDF5 dataset path -> value, as hashed.
+    layout: Optional[str] = None  # The raw LAYOUT_ATTRIBUTE, if any.
+    file_sha256: str = ""  # Of the bytes that were read.
+
+    def classifier_classes(self) -> Optional[int]:
+        """Outputs of the classifier stored in this file of the zoo (None without top).
+
+        The classifier kernel is the only 2-D variable of these models (conv kernels are 4-D, BN 1-D).
+
+        Raises:
+            WeightsFileError: if the file holds several 2-D variables (not a model of this zoo).
+        """
+        kernels = [value.shape for value in self.arrays.values() if value.ndim == 2]
+        if len(kernels) > 1:
+            raise file_error(self.path, "a model of this zoo (one 2-D variable, the classifier)",
+                             f"it holds {len(kernels)} 2-D variables")
+        return int(kernels[0][1]) if kernels else None
 
 
-def _content_sha256(handle: h5py.File, path: str) -> str:
-    """sha256 over every dataset (name, dtype, shape, bytes) and the architecture record; checks finiteness."""
+def _content_sha256(handle: h5py.File, path: str, arrays: Optional[Dict[str, np.ndarray]] = None) -> str:
+    """sha256 over every dataset (name, dtype, shape, bytes) and the architecture record; checks finiteness.
+
+    Fills `arrays` (dataset path -> value) with what it hashed, when given.
+    """
     names = []
     handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
     digest = hashlib.sha256()
@@ -52,6 +78,8 @@ def _content_sha256(handle: h5py.File, path: str) -> str:
             raise file_error(path, "finite values", f"variable {name!r} holds NaN or infinite values")
         digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
+        if arrays is not None:
+            arrays[name] = value
     digest.update(str(handle.attrs.get(ATTRIBUTE, "")).encode())
     # The variable layout decides which array goes to which layer, so it is part of the content.
     digest.update(b"\0" + str(handle.attrs.get(LAYOUT_ATTRIBUTE, "")).encode())
@@ -80,26 +108,45 @@ def save_weights(model: keras.Model, path: str) -> None:
             os.remove(temporary)
 
 
-def verify_weights_file(path: str) -> WeightsFileInfo:
-    """Open a ``.weights.h5``, check it is readable, finite and (if it carries one) matches its content hash.
+def verify_weights_file(path: str, expected_file_sha256: Optional[str] = None) -> WeightsFileInfo:
+    """Read a ``.weights.h5`` once; check it is readable, finite and (if it carries one) matches its content hash.
+
+    The file's bytes are read into memory once and everything (file sha256, HDF5 parsing, content hash,
+    values) comes from those bytes, so what was checked is what gets loaded.
+
+    Args:
+        expected_file_sha256: if given, the sha256 the file's bytes must have (e.g. recorded in a cache entry).
 
     Raises:
-        WeightsFileError: naming `path`: unreadable (empty, truncated, not HDF5, a folder), a NaN or
-            infinite variable, a content hash that does not match, or an unreadable architecture record.
+        WeightsFileError: naming `path`: unreadable (empty, truncated, not HDF5, a folder), other bytes
+            than `expected_file_sha256`, a NaN or infinite variable, a content hash that does not match,
+            or an unreadable architecture record.
     """
     from keras_resnets.weights.checkpoints import require_regular_file
 
     path = os.fspath(path)
     require_regular_file(path, EXPECTED)
     try:
-        with h5py.File(path, "r") as handle:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError as error:
+        raise file_error(path, EXPECTED, error) from error
+    file_sha256 = hashlib.sha256(data).hexdigest()
+    if expected_file_sha256 is not None and file_sha256 != expected_file_sha256:
+        raise file_error(path, f"the file with sha256 {expected_file_sha256}",
+                         f"its sha256 is {file_sha256}: it changed since it was recorded")
+    arrays: Dict[str, np.ndarray] = {}
+    try:
+        with h5py.File(io.BytesIO(data), "r") as handle:
             recorded = handle.attrs.get(ATTRIBUTE)
             stored_hash = handle.attrs.get(CONTENT_HASH_ATTRIBUTE)
-            actual_hash = _content_sha256(handle, path)
+            layout = handle.attrs.get(LAYOUT_ATTRIBUTE)
+            actual_hash = _content_sha256(handle, path, arrays)
     except WeightsFileError:
         raise
     except Exception as error:  # noqa: BLE001 - h5py raises OSError/KeyError/RuntimeError for broken files.
         raise file_error(path, EXPECTED, error) from error
+    del data
     if stored_hash is not None and str(stored_hash) != actual_hash:
         raise file_error(
             path, "the content it was written with",
@@ -112,7 +159,8 @@ def verify_weights_file(path: str) -> WeightsFileInfo:
             architecture = Architecture.from_dict(json.loads(recorded))
         except (ValueError, TypeError) as error:
             raise file_error(path, f"a readable {ATTRIBUTE} record", error) from None
-    return WeightsFileInfo(architecture, stored_hash is not None)
+    return WeightsFileInfo(architecture, stored_hash is not None, path, arrays,
+                           None if layout is None else str(layout), file_sha256)
 
 
 def _digest(value) -> str:
@@ -144,31 +192,54 @@ def variable_layout(model: keras.Model, handle: h5py.File) -> Optional[Dict[str,
     return layout
 
 
-def assign_by_layout(model: keras.Model, path: str) -> bool:
-    """Load the weights file at `path` into `model` by its :data:`LAYOUT_ATTRIBUTE`; False (nothing
-    assigned) when the file has no usable layout or it does not cover exactly `model`'s variables."""
+def assign_by_layout(model: keras.Model, weights) -> bool:
+    """Load a verified weights file into `model` by its :data:`LAYOUT_ATTRIBUTE`.
+
+    Args:
+        weights: a :class:`WeightsFileInfo` (its in-memory arrays are assigned) or a path (verified first).
+
+    Returns:
+        False, with nothing assigned, when the file has no usable layout or it does not cover exactly
+        `model`'s variables; True once every variable was assigned.
+    """
+    info = weights if isinstance(weights, WeightsFileInfo) else verify_weights_file(weights)
     layers = {layer.name: layer for layer in model.layers if layer.weights}
     wanted = {(name, index) for name, layer in layers.items() for index in range(len(layer.weights))}
-    with h5py.File(path, "r") as handle:
-        try:
-            layout = json.loads(handle.attrs.get(LAYOUT_ATTRIBUTE, "null"))
-            if not isinstance(layout, dict) or len(layout) != len(wanted):
-                return False
-            pairs = []
-            for dataset_path, (layer_name, index) in layout.items():
-                if (layer_name, index) not in wanted:
-                    return False
-                variable, dataset = layers[layer_name].weights[index], handle[dataset_path]
-                if not isinstance(dataset, h5py.Dataset) or tuple(dataset.shape) != tuple(variable.shape):
-                    return False
-                pairs.append((variable, dataset[()]))
-        except (ValueError, TypeError, KeyError):  # A damaged or foreign attribute: let Keras read the file.
+    try:
+        layout = json.loads(info.layout or "null")
+        if not isinstance(layout, dict) or len(layout) != len(wanted):
             return False
+        pairs = []
+        for dataset_path, (layer_name, index) in layout.items():
+            if (layer_name, index) not in wanted or dataset_path not in info.arrays:
+                return False
+            variable, value = layers[layer_name].weights[index], info.arrays[dataset_path]
+            if tuple(value.shape) != tuple(variable.shape):
+                return False
+            pairs.append((variable, value))
+    except (ValueError, TypeError, KeyError):  # A damaged or foreign attribute: let Keras read the file.
+        return False
     if len({(id(variable)) for variable, _ in pairs}) != len(wanted):
         return False
     for variable, value in pairs:  # Assigned only once everything was read and checked.
         variable.assign(value)
     return True
+
+
+def require_loaded_content(model: keras.Model, info: WeightsFileInfo) -> None:
+    """Check that `model` now holds exactly the verified values of `info` (after Keras read the file itself).
+
+    Keras reads a file without a usable layout from its path, a second read; comparing what it
+    assigned with what was verified means a file replaced in between is caught, not loaded.
+
+    Raises:
+        WeightsFileError: naming the file, if the model's values are not the verified ones.
+    """
+    loaded = sorted(_digest(np.asarray(keras.ops.convert_to_numpy(v))) for v in model.weights)
+    verified = sorted(_digest(np.asarray(value)) for value in info.arrays.values())
+    if loaded != verified:
+        raise file_error(info.path, "the content that was verified",
+                         "the values read while loading differ from those checked: it changed during the load")
 
 
 def read_fingerprint(path: str) -> Optional[Architecture]:

@@ -31,7 +31,6 @@ import re
 import zipfile
 from typing import Optional
 
-import h5py
 import keras
 
 from keras_resnets.architecture import graph
@@ -179,8 +178,7 @@ def _record_source_model(record: WeightsRecord, path: str) -> keras.Model:
     source = build_target(architecture_of_record(record), include_top=True, classes=record.classes,
                           name=f"{record.model}_source")
     if record.file_format == "keras-weights-h5":
-        fingerprint.verify_weights_file(path)  # Finite values, content hash if recorded.
-        source.load_weights(path)
+        _read_keras_weights(source, fingerprint.verify_weights_file(path))  # Finite, content hash if recorded.
     else:
         state_dict = checkpoints.read_state_dict(path)
         values = torch_layout.keras_values_from_state_dict(
@@ -194,20 +192,25 @@ def load_record(model: keras.Model, record: WeightsRecord, architecture: Archite
     """Load the registry weights `record` into `model` (download/convert/cache on first use)."""
     _check_record_architecture(record, architecture)
     path = cached_record_weights(record)
-    load_keras_weights(model, str(path), architecture, source_classes=record.classes, weights_name=record.name)
+    # Read once: the bytes must still be those the cache recorded, and those bytes are what is loaded.
+    info = fingerprint.verify_weights_file(str(path), expected_file_sha256=cache_lib.CacheEntry(record).recorded_sha256())
+    load_keras_weights(model, info, architecture, source_classes=record.classes, weights_name=record.name)
 
 
-def load_keras_weights(model, path: str, architecture: Architecture, source_classes, weights_name: str) -> None:
-    """Load a Keras-native ``.weights.h5`` of `architecture` with a `source_classes`-way head into `model`.
+def load_keras_weights(model, info: fingerprint.WeightsFileInfo, architecture: Architecture, source_classes,
+                       weights_name: str) -> None:
+    """Load a verified Keras-native ``.weights.h5`` of `architecture` with a `source_classes`-way head into `model`.
 
-    Same head: Keras loads the file directly (fast path). Otherwise (no top, other number of classes)
-    the file is loaded into a twin model and the backbone layers are copied by name.
+    Same head: the file's arrays go straight into `model`. Otherwise (no top, other number of classes)
+    they go into a twin model and the backbone layers are copied by name.
     """
     load_head = torch_layout.should_load_head(model, source_classes, weights_name)
     if load_head:
         try:
-            _read_keras_weights(model, path)
+            _read_keras_weights(model, info)
             return
+        except WeightsFileError:
+            raise
         except ValueError as error:
             raise WeightsMismatchError(
                 f"Weights {weights_name!r} do not fit model {model.name!r}: {str(error)[:500]}"
@@ -216,7 +219,9 @@ def load_keras_weights(model, path: str, architecture: Architecture, source_clas
         architecture, include_top=source_classes is not None, classes=source_classes, name=f"{architecture.name}_source"
     )
     try:
-        _read_keras_weights(twin, path)
+        _read_keras_weights(twin, info)
+    except WeightsFileError:
+        raise
     except ValueError as error:
         raise WeightsMismatchError(
             f"Weights {weights_name!r} do not fit a {architecture.name}: {str(error)[:500]}"
@@ -224,11 +229,13 @@ def load_keras_weights(model, path: str, architecture: Architecture, source_clas
     copy_weights_by_name(twin, model, load_head=False, weights_name=weights_name)
 
 
-def _read_keras_weights(model, path: str) -> None:
-    """``model.load_weights(path)``, by layer name when the file records its layout (files this project
-    wrote: the conversion cache, training runs, published weights), which is several times faster."""
-    if not fingerprint.assign_by_layout(model, path):
-        model.load_weights(path)
+def _read_keras_weights(model, info: fingerprint.WeightsFileInfo) -> None:
+    """Assign the verified arrays of `info` to `model`: by layer name when the file records its layout
+    (files this project wrote: the conversion cache, training runs, published weights), which is several
+    times faster; otherwise Keras reads the file, and what it assigned is checked against `info`."""
+    if not fingerprint.assign_by_layout(model, info):
+        model.load_weights(info.path)
+        fingerprint.require_loaded_content(model, info)
 
 
 def copy_weights_by_name(source: keras.Model, target: keras.Model, load_head: bool, weights_name: str) -> None:
@@ -264,23 +271,6 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model, load_head: bo
             f"Weights {weights_name!r} have layers that model {target.name!r} lacks: {unused[:8]}. "
             "They belong to another architecture."
         )
-
-
-def _classes_in_keras_weights_file(path: str) -> Optional[int]:
-    """Outputs of the classifier stored in a Keras ``.weights.h5`` of this zoo (None without top).
-
-    The classifier kernel is the only 2-D variable of these models (conv kernels are 4-D, BN 1-D).
-    """
-    kernels = []
-    try:
-        with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, obj: kernels.append(obj.shape) if isinstance(obj, h5py.Dataset)
-                              and len(obj.shape) == 2 else None)
-    except Exception as error:  # noqa: BLE001 - any h5py failure means an unreadable file.
-        raise file_error(path, fingerprint.EXPECTED, error) from error
-    if len(kernels) > 1:
-        raise WeightsMismatchError(f"{path} holds several 2-D variables; it is not a model of this zoo.")
-    return kernels[0][1] if kernels else None
 
 
 def _file_architecture(recorded: Optional[Architecture], stated: Optional[Architecture], name: str,
@@ -330,9 +320,9 @@ def load_weights_file(model: keras.Model, path: str, architecture: Architecture,
     lower = path.lower()
     name = os.path.basename(path)
     if lower.endswith(".weights.h5"):
-        recorded = fingerprint.verify_weights_file(path).architecture
-        _file_architecture(recorded, stated, name, architecture)
-        load_keras_weights(model, path, architecture, _classes_in_keras_weights_file(path), name)
+        info = fingerprint.verify_weights_file(path)
+        _file_architecture(info.architecture, stated, name, architecture)
+        load_keras_weights(model, info, architecture, info.classifier_classes(), name)
     elif lower.endswith(".keras"):
         source = _load_keras_file(path, name)
         recorded = Architecture.from_model(source)
@@ -415,17 +405,18 @@ def load_hub_repo_weights(model: keras.Model, uri: str, architecture: Architectu
         repo_id, weights_file, revision, sha256=config.get("weights_sha256"),
         require_sha256=False, description=f"weights {uri!r}",
     )
-    recorded = fingerprint.verify_weights_file(downloaded.path).architecture
+    info = fingerprint.verify_weights_file(downloaded.path, expected_file_sha256=downloaded.sha256)
+    recorded = info.architecture
     if recorded is None:
         raise WeightsMismatchError(
             f"The weights file of {uri!r} records no architecture, so it cannot be checked against config.json "
             "(files published with keras_resnets.push_to_hub record it). It was not loaded."
         )
     published.require_same(recorded, uri, hint=f"config.json of {uri!r} says {published.name}; the repository is inconsistent.")
-    file_classes = _classes_in_keras_weights_file(downloaded.path)
+    file_classes = info.classifier_classes()
     if file_classes != config.get("classes"):
         raise WeightsMismatchError(
             f"The weights file of {uri!r} has a {file_classes}-class classifier but config.json says "
             f"classes={config.get('classes')!r}; the repository is inconsistent. It was not loaded."
         )
-    load_keras_weights(model, downloaded.path, architecture, config.get("classes"), uri)
+    load_keras_weights(model, info, architecture, config.get("classes"), uri)

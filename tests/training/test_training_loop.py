@@ -154,7 +154,7 @@ def test_nan_loss_stops_with_a_clear_message(tiny_cifar_root, tmp_path, fused_ba
     # variance overflows: the run must still stop, before it writes those weights anywhere.
     config = tiny_config(tiny_cifar_root, base_lr=1e12, lr_boundaries=(), log_every_steps=2, weight_decay=0.0,
                          fused_batch_norm=fused_batch_norm)
-    diverged = r"(Training loss became (nan|inf)|The model's state became non-finite \(NaN or inf in array \d+ of the [a-z ]+\)) by step \d+ .*Lower `base_lr`"
+    diverged = r"(Training loss became (nan|inf)|The model's state became non-finite \(\d+ NaN or inf values in '[\w./]+/\w+' of the [a-z ]+\)) by step \d+ .*Lower `base_lr`"
     with pytest.raises(TrainingDivergedError, match=diverged):
         train_and_evaluate(config, str(tmp_path / "nan"))
     assert not (tmp_path / "nan" / "last.weights.h5").exists()

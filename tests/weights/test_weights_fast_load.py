@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import keras_resnets
+from keras_resnets.architecture.identity import Architecture
 from keras_resnets.weights import fingerprint, loader
 
 
@@ -96,3 +97,50 @@ def test_without_a_usable_layout_keras_loads_the_file(saved, tmp_path, monkeypat
     loader.load_weights(target, copy)
     assert calls == [1]
     _assert_same(source, target)
+
+
+def test_a_file_replaced_after_its_check_is_not_what_gets_loaded(saved, tmp_path):
+    import shutil
+
+    source, path = saved
+    target_path = str(tmp_path / "swap.weights.h5")
+    shutil.copy(path, target_path)
+    info = fingerprint.verify_weights_file(target_path)
+    other = _random_resnet20(7)
+    fingerprint.save_weights(other, target_path)  # Replaced between the check and the load.
+    target = _random_resnet20(3)
+    loader.load_keras_weights(target, info, Architecture.from_model(target), 10, "swap")
+    _assert_same(source, target)  # The checked bytes, not the new file.
+
+
+def test_keras_read_files_are_compared_with_what_was_checked(saved, tmp_path, monkeypatch):
+    import shutil
+
+    source, path = saved
+    copy = str(tmp_path / "plain.weights.h5")
+    shutil.copy(path, copy)
+    with h5py.File(copy, "a") as handle:  # A file without layout or hash: Keras reads it from its path.
+        del handle.attrs[fingerprint.LAYOUT_ATTRIBUTE]
+        del handle.attrs[fingerprint.CONTENT_HASH_ATTRIBUTE]
+    info = fingerprint.verify_weights_file(copy)
+    _random_resnet20(9).save_weights(copy)  # Replaced after the check: Keras would read other values.
+    target = _random_resnet20(4)
+    with pytest.raises(keras_resnets.weights.WeightsFileError, match=r"plain\.weights\.h5.*changed during the load"):
+        loader.load_keras_weights(target, info, Architecture.from_model(target), 10, "plain")
+
+
+def test_bytes_other_than_the_recorded_ones_are_refused(saved):
+    _, path = saved
+    info = fingerprint.verify_weights_file(path)
+    assert fingerprint.verify_weights_file(path, expected_file_sha256=info.file_sha256).file_sha256 == info.file_sha256
+    with pytest.raises(keras_resnets.weights.WeightsFileError, match=r"resnet20\.weights\.h5.*changed since it was recorded"):
+        fingerprint.verify_weights_file(path, expected_file_sha256="0" * 64)
+
+
+def test_classifier_classes_come_from_the_checked_arrays(saved, tmp_path):
+    _, path = saved
+    assert fingerprint.verify_weights_file(path).classifier_classes() == 10
+    two = str(tmp_path / "two.weights.h5")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)]).save_weights(two)
+    with pytest.raises(keras_resnets.weights.WeightsFileError, match=r"two\.weights\.h5.*2 2-D variables"):
+        fingerprint.verify_weights_file(two).classifier_classes()
