@@ -25,6 +25,9 @@ steps (one chunk for the fast engine) are excluded. Configurations:
   jax           training/engine_jax.py: one jitted step per dispatch, batch fed from the host;
                 convolutions over slices of the batch (training/chunked_convolution.py)
   jax_unchunked the same with whole-batch convolutions (``cpu_conv_chunk_bytes=0``)
+  jax_cpu_devices the JAX engine data-parallel over one XLA host device per core
+                (``XLA_FLAGS=--xla_force_host_platform_device_count=N``, ``distribution=jax_data_parallel``;
+                the same math as one device: BatchNorm statistics still cover the whole batch)
   jax_fast      training/engine_jax_fast.py: data on the device, augmentation in the step,
                 --chunk steps per dispatch (lax.scan)
   jax_fast_bf16 the same with mixed_precision=bfloat16 (only with --bf16)
@@ -45,10 +48,11 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 128
-CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "tf_bf16", "jax", "jax_unchunked", "jax_fast", "jax_fast_bf16")
+CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "tf_bf16", "jax", "jax_unchunked", "jax_cpu_devices", "jax_fast",
+           "jax_fast_bf16")
 _BACKENDS = {
     "tf": "tensorflow", "tf_keras_bn": "tensorflow", "tf_xla": "tensorflow", "tf_bf16": "tensorflow",
-    "jax": "jax", "jax_unchunked": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax",
+    "jax": "jax", "jax_unchunked": "jax", "jax_cpu_devices": "jax", "jax_fast": "jax", "jax_fast_bf16": "jax",
 }
 
 
@@ -141,7 +145,8 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
     backend = _BACKENDS[config_name]
     precision = "bfloat16" if config_name.endswith("bf16") else "float32"
     xla = True if config_name == "tf_xla" else (False if config_name.startswith("tf") else None)
-    config = TrainConfig(model=model, xla=xla, distribution="none", mixed_precision=precision,
+    distribution = "jax_data_parallel" if config_name == "jax_cpu_devices" else "none"
+    config = TrainConfig(model=model, xla=xla, distribution=distribution, mixed_precision=precision,
                          fused_batch_norm=config_name != "tf_keras_bn")
     if config_name == "jax_unchunked":
         config.cpu_conv_chunk_bytes = 0
@@ -149,7 +154,7 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
         import keras
 
         keras.config.set_dtype_policy("mixed_bfloat16")
-    dist = resolve_distribution("none")
+    dist = resolve_distribution(distribution)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, BATCH).astype(np.int32)
@@ -166,7 +171,7 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
 
         def call():
             return engine._train(batch)
-    elif config_name in ("jax", "jax_unchunked"):
+    elif config_name in ("jax", "jax_unchunked", "jax_cpu_devices"):
         import jax
 
         from training.engine_jax import JaxEngine
@@ -239,6 +244,9 @@ def _run(python, job, env_extra) -> dict:
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", **env_extra)
     if backend != "none":
         env["KERAS_BACKEND"] = backend
+    if job["config"] == "jax_cpu_devices":
+        flag = f"--xla_force_host_platform_device_count={os.cpu_count()}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
     process = subprocess.run([python, os.path.abspath(__file__), "--worker", json.dumps(job)],
                              capture_output=True, text=True, env=env)
     lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
