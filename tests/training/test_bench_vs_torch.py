@@ -1,0 +1,41 @@
+"""benchmarks/bench_vs_torch.py runs its engine configurations end to end and compares like with like.
+
+torch is not a dependency: without PyTorch rows asked for, the script measures the engines alone. The
+bfloat16 rows are ratios to PyTorch's bfloat16 row only.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+import bench_vs_torch  # noqa: E402
+
+
+def test_bfloat16_rows_are_compared_with_the_bfloat16_reference_only():
+    assert bench_vs_torch._reference_for("tf_bf16") == "torch_bf16"
+    assert bench_vs_torch._reference_for("jax_fast_bf16") == "torch_bf16"
+    assert bench_vs_torch._reference_for("tf") == "torch"
+    assert bench_vs_torch._reference_for("jax_cpu_devices") == "torch"
+    assert set(bench_vs_torch._BACKENDS) == {c for c in bench_vs_torch.CONFIGS if not c.startswith("torch")}
+
+
+@pytest.mark.slow
+def test_engine_configurations_run_without_torch():
+    # The TF engine under mixed bfloat16 (fused BN on bfloat16 inputs inside the compiled step) and the
+    # JAX engine data-parallel over two host devices, each in its own process as the script runs them.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_vs_torch.py"), "--models", "resnet8",
+               "--configs", "tf_bf16", "jax_cpu_devices", "--rounds", "1", "--steps", "1"]
+    process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert process.returncode == 0, process.stderr[-3000:]
+    out = process.stdout
+    for config in ("tf_bf16", "jax_cpu_devices"):
+        medians = [line for line in out.splitlines() if line.strip().startswith(f"resnet8   {config}")]
+        assert len(medians) == 1 and "failed" not in medians[0], out
+        assert float(medians[0].split()[2]) > 0, out
