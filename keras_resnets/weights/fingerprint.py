@@ -33,6 +33,10 @@ ATTRIBUTE = "keras_resnets_architecture"
 CONTENT_HASH_ATTRIBUTE = "keras_resnets_content_sha256"
 LAYOUT_ATTRIBUTE = "keras_resnets_variables"
 EXPECTED = "a Keras .weights.h5 file (HDF5)"
+# A file is read into memory whole before it is checked. The zoo's largest file (ResNet-152, float32) is
+# about 240 MB; this bound keeps a hostile or mistaken path (a disk image, a sparse file) from
+# exhausting memory.
+MAX_WEIGHTS_FILE_BYTES = 2 << 30
 
 
 class WeightsFileInfo(NamedTuple):
@@ -118,8 +122,8 @@ def verify_weights_file(path: str, expected_file_sha256: Optional[str] = None) -
         expected_file_sha256: if given, the sha256 the file's bytes must have (e.g. recorded in a cache entry).
 
     Raises:
-        WeightsFileError: naming `path`: unreadable (empty, truncated, not HDF5, a folder), other bytes
-            than `expected_file_sha256`, a NaN or infinite variable, a content hash that does not match,
+        WeightsFileError: naming `path`: unreadable (empty, truncated, not HDF5, a folder), larger than
+            :data:`MAX_WEIGHTS_FILE_BYTES`, other bytes than `expected_file_sha256`, a NaN or infinite variable, a content hash that does not match,
             or an unreadable architecture record.
     """
     from keras_resnets.weights.checkpoints import require_regular_file
@@ -128,9 +132,15 @@ def verify_weights_file(path: str, expected_file_sha256: Optional[str] = None) -
     require_regular_file(path, EXPECTED)
     try:
         with open(path, "rb") as stream:
-            data = stream.read()
+            size = os.fstat(stream.fileno()).st_size
+            if size > MAX_WEIGHTS_FILE_BYTES:
+                raise file_error(path, f"at most {MAX_WEIGHTS_FILE_BYTES} bytes (MAX_WEIGHTS_FILE_BYTES)",
+                                 f"it has {size} bytes")
+            data = stream.read(MAX_WEIGHTS_FILE_BYTES + 1)
     except OSError as error:
         raise file_error(path, EXPECTED, error) from error
+    if len(data) > MAX_WEIGHTS_FILE_BYTES:  # It grew while being read.
+        raise file_error(path, f"at most {MAX_WEIGHTS_FILE_BYTES} bytes (MAX_WEIGHTS_FILE_BYTES)", "it grew past that while read")
     file_sha256 = hashlib.sha256(data).hexdigest()
     if expected_file_sha256 is not None and file_sha256 != expected_file_sha256:
         raise file_error(path, f"the file with sha256 {expected_file_sha256}",

@@ -144,3 +144,11 @@ def test_classifier_classes_come_from_the_checked_arrays(saved, tmp_path):
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)]).save_weights(two)
     with pytest.raises(keras_resnets.weights.WeightsFileError, match=r"two\.weights\.h5.*2 2-D variables"):
         fingerprint.verify_weights_file(two).classifier_classes()
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
+    huge = tmp_path / "huge.weights.h5"
+    with open(huge, "wb") as handle:  # Sparse: no disk or memory is used for its 3 GiB.
+        handle.truncate(fingerprint.MAX_WEIGHTS_FILE_BYTES + (1 << 30))
+    with pytest.raises(keras_resnets.weights.WeightsFileError, match=r"huge\.weights\.h5.*at most \d+ bytes.*it has \d+ bytes"):
+        fingerprint.verify_weights_file(str(huge))
