@@ -32,7 +32,8 @@ steps (one chunk for the fast engine) are excluded. Configurations:
                 --chunk steps per dispatch (lax.scan)
   jax_fast_bf16 the same with mixed_precision=bfloat16 (only with --bf16)
 
-The last lines print each configuration's median images/s over the reference's: float32 rows against
+The last lines print each configuration's median images/s over the reference's, and the median of the
+rounds' own ratios ("paired", less affected by a machine whose speed drifts): float32 rows against
 ``torch``, bfloat16 rows against ``torch_bf16`` (never a bfloat16 figure against a float32 one).
 """
 
@@ -301,19 +302,34 @@ def main() -> None:
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
                 print(f"round {round_index + 1}  {model:9s} {config:14s} {shown}   (load average {load:.1f})", flush=True)
                 if "error" not in result:
-                    samples[(model, config)].append(result["images_per_second"])
-    print("\nmedian images/s" + ("" if torch_python is None else " and ratio to torch (same run)"))
+                    samples[(model, config)].append((round_index, result["images_per_second"]))
+    print("\nmedian images/s" + ("" if torch_python is None else
+                                  " and ratio to torch (same run; 'paired': median of the rounds' own ratios)"))
     for model in args.models:
         for config in configs:
-            values = samples[(model, config)]
+            values = dict(samples[(model, config)])
             if not values:
                 print(f"  {model:9s} {config:14s} failed")
                 continue
             reference_config = _reference_for(config)
-            reference = samples.get((model, reference_config)) or []
-            median = statistics.median(values)
-            ratio = f"  {median / statistics.median(reference):5.2f}x {reference_config}" if reference else ""
+            reference = dict(samples.get((model, reference_config)) or [])
+            median = statistics.median(values.values())
+            ratio = ""
+            if reference:
+                ratio = f"  {median / statistics.median(reference.values()):5.2f}x {reference_config}"
+                paired = paired_ratio(values, reference)
+                ratio += f"  (paired {paired:5.2f}x)" if paired is not None else ""
             print(f"  {model:9s} {config:14s} {median:8.1f}{ratio}")
+
+
+def paired_ratio(values: dict, reference: dict):
+    """Median over rounds of (this round's images/s / the reference's in the same round), or None.
+
+    The machine's speed drifts between rounds by more than the differences measured; a ratio taken
+    within one round, where both ran minutes apart at most, cancels most of that drift.
+    """
+    ratios = [values[r] / reference[r] for r in values if r in reference and reference[r] > 0]
+    return statistics.median(ratios) if ratios else None
 
 
 if __name__ == "__main__":

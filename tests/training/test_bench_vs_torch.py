@@ -5,6 +5,7 @@ bfloat16 rows are ratios to PyTorch's bfloat16 row only.
 """
 
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,14 @@ def test_engine_configurations_run_without_torch():
         medians = [line for line in out.splitlines() if line.strip().startswith(f"resnet8   {config}")]
         assert len(medians) == 1 and "failed" not in medians[0], out
         assert float(medians[0].split()[2]) > 0, out
+
+
+def test_paired_ratio_takes_each_round_against_its_own_reference():
+    # The machine's speed drifts over the rounds: the medians (210 vs 200) say 1.05x, while in two of
+    # the three rounds the configuration was twice as fast as the reference beside it.
+    values = {0: 200.0, 1: 210.0, 2: 420.0}
+    reference = {0: 100.0, 1: 200.0, 2: 210.0}
+    assert statistics.median(values.values()) / statistics.median(reference.values()) == 1.05
+    assert bench_vs_torch.paired_ratio(values, reference) == 2.0
+    assert bench_vs_torch.paired_ratio({0: 100.0, 2: 300.0}, {0: 100.0, 1: 50.0}) == 1.0  # Round 1 failed for one.
+    assert bench_vs_torch.paired_ratio({1: 100.0}, {0: 100.0}) is None
