@@ -427,7 +427,7 @@ def _train_and_evaluate(config: TrainConfig, workdir: str, new_run: bool) -> dic
     stopped_reason = loop.run()
     eval_error, eval_loss = loop.final_evaluation(final_pipe)
     weights = engine.export_weights(loop.use_ema)
-    loop.require_finite(weights, "final weights", [w.path for w in engine.model.weights])
+    loop.require_finite(weights, "final weights", loop.weight_names())
     entry_error = None
     try:
         import keras_resnets
@@ -519,6 +519,10 @@ class _TrainingLoop:
             )
         self.state.add(totals)
 
+    def weight_names(self):
+        """The variable path of each array the engine's ``export_weights`` returns (``model.weights`` order)."""
+        return [w.path for w in self.engine.model.weights]
+
     def require_finite(self, arrays, what: str, names) -> None:
         """Raise TrainingDivergedError if `arrays` (about to be saved as `what`) hold NaN or inf.
 
@@ -595,7 +599,7 @@ class _TrainingLoop:
         self.log.add_row(row, self._eta_s())
         if state.improves_best(row["eval_error"]):
             weights = self.engine.export_weights(self.use_ema)
-            self.require_finite(weights, "best weights", [w.path for w in self.engine.model.weights])
+            self.require_finite(weights, "best weights", self.weight_names())
             if self.dist.is_chief:
                 self.exporter.save(weights, "best.weights.h5")
 

@@ -48,10 +48,10 @@ class WeightsFileInfo(NamedTuple):
 
     architecture: Optional[Architecture]  # None for files without a fingerprint (plain Keras).
     verified_hash: bool  # Whether it carried a content hash (which then matched).
-    path: str = ""
-    arrays: Dict[str, np.ndarray] = {}  # HDF5 dataset path -> value, as hashed.
-    layout: Optional[str] = None  # The raw LAYOUT_ATTRIBUTE, if any.
-    file_sha256: str = ""  # Of the bytes that were read.
+    path: str
+    arrays: Dict[str, np.ndarray]  # HDF5 dataset path -> value, as hashed.
+    layout: Optional[str]  # The raw LAYOUT_ATTRIBUTE, if any.
+    file_sha256: str  # Of the bytes that were read.
 
     def classifier_classes(self) -> Optional[int]:
         """Outputs of the classifier stored in this file of the zoo (None without top).
@@ -202,17 +202,13 @@ def variable_layout(model: keras.Model, handle: h5py.File) -> Optional[Dict[str,
     return layout
 
 
-def assign_by_layout(model: keras.Model, weights) -> bool:
-    """Load a verified weights file into `model` by its :data:`LAYOUT_ATTRIBUTE`.
-
-    Args:
-        weights: a :class:`WeightsFileInfo` (its in-memory arrays are assigned) or a path (verified first).
+def assign_by_layout(model: keras.Model, info: WeightsFileInfo) -> bool:
+    """Assign the in-memory arrays of a verified weights file to `model` by its :data:`LAYOUT_ATTRIBUTE`.
 
     Returns:
         False, with nothing assigned, when the file has no usable layout or it does not cover exactly
         `model`'s variables; True once every variable was assigned.
     """
-    info = weights if isinstance(weights, WeightsFileInfo) else verify_weights_file(weights)
     layers = {layer.name: layer for layer in model.layers if layer.weights}
     wanted = {(name, index) for name, layer in layers.items() for index in range(len(layer.weights))}
     try:

@@ -55,7 +55,7 @@ def test_fresh_models_with_identical_variables_still_get_a_layout(tmp_path):
     path = str(tmp_path / "fresh.weights.h5")
     fingerprint.save_weights(model, path)
     target = _random_resnet20(1)
-    assert fingerprint.assign_by_layout(target, path)
+    assert fingerprint.assign_by_layout(target, fingerprint.verify_weights_file(path))
     _assert_same(model, target)
 
 
@@ -90,7 +90,7 @@ def test_without_a_usable_layout_keras_loads_the_file(saved, tmp_path, monkeypat
     with h5py.File(copy, "a") as handle:  # A file written without a hash (e.g. by older versions).
         del handle.attrs[fingerprint.CONTENT_HASH_ATTRIBUTE]
     before = [keras.ops.convert_to_numpy(v).copy() for v in target.weights]
-    assert not fingerprint.assign_by_layout(target, copy)
+    assert not fingerprint.assign_by_layout(target, fingerprint.verify_weights_file(copy))
     for variable, value in zip(target.weights, before):  # Nothing half-assigned.
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), value)
     calls = _keras_loader_calls(monkeypatch)
