@@ -17,6 +17,8 @@ steps (one chunk for the fast engine) are excluded. Configurations:
 
   torch         the PyTorch reference, float32
   torch_bf16    the same under ``torch.autocast("cpu", torch.bfloat16)`` (only with --bf16)
+  torch_cl      the same model and step in PyTorch's channels-last layout (NHWC, as this project's
+                engines use), float32: PyTorch's fastest CPU layout here, a second, harder reference
   tf            training/engine_tf.py (the TensorFlow engine) as ``python -m training`` runs it on a CPU:
                 XLA off, oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1`` unless --env sets it), fused BN
   tf_keras_bn   the same with Keras's own BatchNormalization ops (``fused_batch_norm=False``)
@@ -32,14 +34,23 @@ steps (one chunk for the fast engine) are excluded. Configurations:
                 --chunk steps per dispatch (lax.scan)
   jax_fast_bf16 the same with mixed_precision=bfloat16 (only with --bf16)
 
+``--onednn-breakdown`` instead runs each configuration once with oneDNN's verbose log on
+(``ONEDNN_VERBOSE=1``) and prints, per primitive kind (convolution forward, backward data, backward
+weights, reorder, batch normalization...), the milliseconds per timed step spent inside oneDNN,
+beside the step's wall time: where a TensorFlow or PyTorch step goes (JAX's XLA:CPU does not use
+oneDNN). TensorFlow runs independent primitives at once (a layer's two gradients), so its sum may
+exceed the wall time; the verbose log itself slows every configuration a little.
+
 The last lines print each configuration's median images/s over the reference's, and the median of the
 rounds' own ratios ("paired", less affected by a machine whose speed drifts): float32 rows against
-``torch``, bfloat16 rows against ``torch_bf16`` (never a bfloat16 figure against a float32 one).
+``torch`` (and against ``torch_cl`` too when it ran), bfloat16 rows against ``torch_bf16`` (never a
+bfloat16 figure against a float32 one).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -49,7 +60,8 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 128
-CONFIGS = ("torch", "torch_bf16", "tf", "tf_keras_bn", "tf_xla", "tf_bf16", "jax", "jax_unchunked", "jax_cpu_devices", "jax_fast",
+TIMED_START, TIMED_END = "TIMED_REGION_START", "TIMED_REGION_END"
+CONFIGS = ("torch", "torch_bf16", "torch_cl", "tf", "tf_keras_bn", "tf_xla", "tf_bf16", "jax", "jax_unchunked", "jax_cpu_devices", "jax_fast",
            "jax_fast_bf16")
 _BACKENDS = {
     "tf": "tensorflow", "tf_keras_bn": "tensorflow", "tf_xla": "tensorflow", "tf_bf16": "tensorflow",
@@ -61,8 +73,16 @@ _BACKENDS = {
 # Workers (each runs in its own process)
 
 
-def _torch_worker(model: str, steps: int, bf16: bool) -> dict:
-    """images/s of the PyTorch reference (akamaster-style CIFAR ResNet, SGD, batch 128) on CPU."""
+def _mark(line: str) -> None:
+    """Write a marker line to stdout, in order with oneDNN's verbose log (which flushes every line)."""
+    print(line, flush=True)
+
+
+def _torch_worker(model: str, steps: int, bf16: bool, channels_last: bool = False) -> dict:
+    """images/s of the PyTorch reference (akamaster-style CIFAR ResNet, SGD, batch 128) on CPU.
+
+    `bf16`: under CPU bfloat16 autocast; `channels_last`: weights and activations in NHWC memory order.
+    """
     import torch
     from torch import nn
     from torch.nn import functional
@@ -109,6 +129,8 @@ def _torch_worker(model: str, steps: int, bf16: bool) -> dict:
     torch.manual_seed(0)
     depth = int(model.lstrip("resnetplain"))
     net = CifarResNet(depth, residual=model.startswith("resnet")).train()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=layout)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     criterion = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(0)
@@ -118,7 +140,7 @@ def _torch_worker(model: str, steps: int, bf16: bool) -> dict:
     std = torch.tensor([0.25, 0.24, 0.26]).view(1, 3, 1, 1)
 
     def step():
-        inputs = (images.float() / 255.0 - mean) / std
+        inputs = ((images.float() / 255.0 - mean) / std).contiguous(memory_format=layout)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = criterion(net(inputs), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -128,12 +150,15 @@ def _torch_worker(model: str, steps: int, bf16: bool) -> dict:
 
     for _ in range(2):
         step()
+    _mark(TIMED_START)
     start = time.perf_counter()
     for _ in range(steps):
         loss = step()
     float(loss)
     seconds = time.perf_counter() - start
-    return {"images_per_second": steps * BATCH / seconds, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    _mark(TIMED_END)
+    return {"images_per_second": steps * BATCH / seconds, "timed_steps": steps, "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
 
 
 def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict:
@@ -202,12 +227,14 @@ def _engine_worker(config_name: str, model: str, steps: int, chunk: int) -> dict
     for _ in range(2 if steps_per_call == 1 else 1):  # Compile and warm up (a chunk warms up by itself).
         [float(v) for v in call()]
     calls = max(1, -(-steps // steps_per_call))
+    _mark(TIMED_START)
     start = time.perf_counter()
     for _ in range(calls):
         metrics = call()
     [float(v) for v in metrics]
     seconds = time.perf_counter() - start
-    return {"images_per_second": calls * steps_per_call * BATCH / seconds}
+    _mark(TIMED_END)
+    return {"images_per_second": calls * steps_per_call * BATCH / seconds, "timed_steps": calls * steps_per_call}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -235,14 +262,38 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _reference_for(config: str) -> str:
-    """The PyTorch row a configuration is compared with: the one of the same precision."""
-    return "torch_bf16" if config.endswith("bf16") else "torch"
+def _references_for(config: str) -> list:
+    """The PyTorch rows a configuration is compared with: those of the same precision, the main one first."""
+    return ["torch_bf16"] if config.endswith("bf16") else ["torch", "torch_cl"]
 
 
-def _run(python, job, env_extra) -> dict:
+def onednn_breakdown(stdout: str, timed_steps: int) -> dict:
+    """{primitive kind: (ms per step, calls per step)} from a worker's stdout with ``ONEDNN_VERBOSE=1``.
+
+    Only the primitives executed between the timed-region markers count. A kind is the primitive and
+    its propagation ("convolution backward_weights"); reorders are "reorder".
+    """
+    lines = stdout.splitlines()
+    if TIMED_START not in lines or TIMED_END not in lines:
+        raise ValueError("The worker's output has no timed-region markers")
+    totals, calls = collections.Counter(), collections.Counter()
+    for line in lines[lines.index(TIMED_START) + 1 : lines.index(TIMED_END)]:
+        fields = line.split(",")
+        if not fields[0].startswith("onednn_verbose") or "exec" not in fields[:4]:
+            continue
+        at = fields.index("exec")
+        kind, propagation = fields[at + 2], fields[at + 4]
+        name = kind if propagation in ("undef", "") else f"{kind} {propagation}"
+        totals[name] += float(fields[-1])
+        calls[name] += 1
+    return {name: (totals[name] / timed_steps, calls[name] / timed_steps) for name, _ in totals.most_common()}
+
+
+def _run(python, job, env_extra, onednn_verbose: bool = False) -> dict:
     backend = _BACKENDS.get(job["config"], "none")
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", **env_extra)
+    if onednn_verbose:
+        env["ONEDNN_VERBOSE"] = "1"
     if backend != "none":
         env["KERAS_BACKEND"] = backend
     if job["config"] == "jax_cpu_devices":
@@ -253,7 +304,33 @@ def _run(python, job, env_extra) -> dict:
     lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
     if process.returncode or not lines:
         return {"error": (process.stderr.strip().splitlines() or ["no output"])[-1]}
-    return json.loads(lines[-1][7:])
+    result = json.loads(lines[-1][7:])
+    if onednn_verbose:
+        result["onednn"] = onednn_breakdown(process.stdout, result["timed_steps"])
+    return result
+
+
+def print_onednn_breakdown(models, configs, python_for, args, env_extra) -> None:
+    """Run each (model, configuration) once under oneDNN's verbose log and print where its step goes."""
+    for model in models:
+        results = {}
+        for config in configs:
+            job = {"config": config, "model": model, "steps": args.steps, "chunk": args.chunk}
+            results[config] = _run(python_for(config), job, env_extra, onednn_verbose=True)
+        print(f"\n{model}: milliseconds per training step inside oneDNN primitives (calls per step)")
+        kinds = list(dict.fromkeys(k for r in results.values() for k in r.get("onednn", {})))
+        print(f"  {'':38s}" + "".join(f"{config:>20s}" for config in configs))
+        for kind in kinds:
+            cells = []
+            for config in configs:
+                ms, count = results[config].get("onednn", {}).get(kind, (0.0, 0))
+                cells.append(f"{ms:10.1f} ({count:5.0f})" if count else f"{'-':>18s}")
+            print(f"  {kind:38s}" + "".join(f"{cell:>20s}" for cell in cells))
+        sums = [sum(ms for ms, _ in r.get("onednn", {}).values()) for r in results.values()]
+        print(f"  {'sum of oneDNN primitives':38s}" + "".join(f"{total:18.1f}  " for total in sums))
+        walls = [f"{1000 * BATCH / r['images_per_second']:18.1f}  " if "error" not in r else f"{r['error'][:18]:>18s}  "
+                 for r in results.values()]
+        print(f"  {'wall time of a step':38s}" + "".join(walls))
 
 
 def main() -> None:
@@ -268,12 +345,15 @@ def main() -> None:
     parser.add_argument("--torch-python", default=None, help="a Python with torch installed (default: this one)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for every worker (e.g. thread settings), repeatable")
+    parser.add_argument("--onednn-breakdown", action="store_true",
+                        help="run each configuration once under ONEDNN_VERBOSE=1 and print where its step goes")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         job = json.loads(args.worker)
         if job["config"].startswith("torch"):
-            result = _torch_worker(job["model"], job["steps"], job["config"] == "torch_bf16")
+            result = _torch_worker(job["model"], job["steps"], bf16=job["config"] == "torch_bf16",
+                                   channels_last=job["config"] == "torch_cl")
         else:
             from training import use_onednn_by_default
 
@@ -291,13 +371,19 @@ def main() -> None:
           f"AVX-512 BF16: {'yes' if _cpu_has_bf16() else 'no'}; env {env_extra or '-'}", flush=True)
     if torch_python is None:
         print("torch not installed: no PyTorch reference (pass --torch-python PATH to a Python that has it)")
+
+    def python_for(config):
+        return torch_python if config.startswith("torch") else sys.executable
+
+    if args.onednn_breakdown:
+        print_onednn_breakdown(args.models, configs, python_for, args, env_extra)
+        return
     samples = {(m, c): [] for m in args.models for c in configs}
     for round_index in range(args.rounds):
         for model in args.models:
             for config in configs:
                 job = {"config": config, "model": model, "steps": args.steps, "chunk": args.chunk}
-                python = torch_python if config.startswith("torch") else sys.executable
-                result = _run(python, job, env_extra)
+                result = _run(python_for(config), job, env_extra)
                 shown = f"{result['images_per_second']:8.1f} images/s" if "error" not in result else result["error"]
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
                 print(f"round {round_index + 1}  {model:9s} {config:14s} {shown}   (load average {load:.1f})", flush=True)
@@ -311,14 +397,15 @@ def main() -> None:
             if not values:
                 print(f"  {model:9s} {config:14s} failed")
                 continue
-            reference_config = _reference_for(config)
-            reference = dict(samples.get((model, reference_config)) or [])
             median = statistics.median(values.values())
             ratio = ""
-            if reference:
-                ratio = f"  {median / statistics.median(reference.values()):5.2f}x {reference_config}"
+            for reference_config in _references_for(config):
+                reference = dict(samples.get((model, reference_config)) or [])
+                if not reference or reference_config == config:
+                    continue
+                ratio += f"  {median / statistics.median(reference.values()):5.2f}x {reference_config}"
                 paired = paired_ratio(values, reference)
-                ratio += f"  (paired {paired:5.2f}x)" if paired is not None else ""
+                ratio += f" (paired {paired:5.2f}x)" if paired is not None else ""
             print(f"  {model:9s} {config:14s} {median:8.1f}{ratio}")
 
 
