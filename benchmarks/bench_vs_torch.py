@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vs_torch.py [--models resnet20 resnet56] [--rounds 3] [--steps 20]
                                         [--torch-python /path/to/python-with-torch] [--configs ...]
+                                        [--onednn-breakdown]
 
 The reference is an akamaster-style CIFAR ResNet written here in PyTorch (3x3 stem, three stages of
 basic blocks, option-A shortcuts: stride-2 subsampling plus zero channels), trained with SGD
