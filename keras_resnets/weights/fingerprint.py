@@ -247,7 +247,3 @@ def require_loaded_content(model: keras.Model, info: WeightsFileInfo) -> None:
         raise file_error(info.path, "the content that was verified",
                          "the values read while loading differ from those checked: it changed during the load")
 
-
-def read_fingerprint(path: str) -> Optional[Architecture]:
-    """The architecture stored in a verified ``.weights.h5`` file, or None if it has none (e.g. plain Keras)."""
-    return verify_weights_file(path).architecture
