@@ -97,7 +97,7 @@ class TrainConfig:
     # JAX engines on a CPU, one device: convolve each batch in slices whose input holds at most this
     # many bytes (training/chunked_convolution.py; the same results within float32 rounding, much
     # faster weight gradients on XLA:CPU). 0: whole batches.
-    cpu_conv_chunk_bytes: int = 1 << 20
+    cpu_conv_chunk_bytes: int = 1 << 19
 
     # Distribution.
     distribution: str = "auto"
