@@ -26,8 +26,8 @@ steps (one chunk for the fast engine) are excluded. Configurations:
   tf_xla        the same with XLA (jit_compile=True)
   tf_bf16       the TF engine under Keras's mixed_bfloat16 policy (only with --bf16)
   jax           training/engine_jax.py: one jitted step per dispatch, batch fed from the host;
-                convolutions over slices of the batch (training/chunked_convolution.py)
-  jax_unchunked the same with whole-batch convolutions (``cpu_conv_chunk_bytes=0``)
+                convolution weight gradients over slices of the batch (training/chunked_convolution.py)
+  jax_unchunked the same with whole-batch weight gradients (``cpu_conv_chunk_bytes=0``)
   jax_cpu_devices the JAX engine data-parallel over one XLA host device per core
                 (``XLA_FLAGS=--xla_force_host_platform_device_count=N``, ``distribution=jax_data_parallel``;
                 the same math as one device: BatchNorm statistics still cover the whole batch)

@@ -94,9 +94,9 @@ class TrainConfig:
     # TensorFlow engine: run BatchNormalization on TensorFlow's fused kernels (training/fused_batchnorm.py;
     # the same results within float32 rounding, faster). False: Keras's own ops.
     fused_batch_norm: bool = True
-    # JAX engines on a CPU, one device: convolve each batch in slices whose input holds at most this
-    # many bytes (training/chunked_convolution.py; the same results within float32 rounding, much
-    # faster weight gradients on XLA:CPU). 0: whole batches.
+    # JAX engines on a CPU, one device: compute convolution weight gradients over slices of the batch
+    # whose input holds at most this many bytes (training/chunked_convolution.py; the same results
+    # within float32 rounding, much faster weight gradients on XLA:CPU). 0: whole batches.
     cpu_conv_chunk_bytes: int = 1 << 19
 
     # Distribution.
