@@ -14,7 +14,7 @@ compiled program), accumulated in float32. The weight gradient is a sum over the
 so this only regroups that sum: gradients equal the whole-batch ones within float32 rounding
 (``tests/training/test_chunked_convolution.py``, against float64 answers). Slicing only the weight
 gradient, rather than the whole convolution as this module first did, trained ResNet-20 and ResNet-56
-8-14 % faster on a 2-core AVX-512 CPU and halved their compile time (README, "Against PyTorch").
+8-14 % faster on a 2-core AVX-512 CPU and halved their compile time (docs/speed-log.md).
 The switch lives on the layer instances and is never saved.
 """
 
@@ -31,7 +31,7 @@ import keras
 
 from . import modeling
 
-# Measured on ResNet-20 and ResNet-56 at batch 128 (2-core AMD EPYC, AVX-512); README, "Against PyTorch".
+# Measured on ResNet-20 and ResNet-56 at batch 128 (2-core AMD EPYC, AVX-512); docs/speed-log.md.
 DEFAULT_MAX_CHUNK_BYTES = 1 << 19
 DEFAULT_MAX_CHUNKS = 16
 
