@@ -38,8 +38,8 @@ steps (one chunk for the fast engine) are excluded. Configurations:
 ``--onednn-breakdown`` instead runs each configuration once with oneDNN's verbose log on
 (``ONEDNN_VERBOSE=1``) and prints, per primitive kind (convolution forward, backward data, backward
 weights, reorder, batch normalization...), the milliseconds per timed step spent inside oneDNN,
-beside the step's wall time: where a TensorFlow or PyTorch step goes (JAX's XLA:CPU does not use
-oneDNN). TensorFlow runs independent primitives at once (a layer's two gradients), so its sum may
+beside the step's wall time: where a TensorFlow or PyTorch step goes (JAX's XLA:CPU calls oneDNN only
+for matrix products, the ``gemm_api`` row). TensorFlow runs independent primitives at once (a layer's two gradients), so its sum may
 exceed the wall time; the verbose log itself slows every configuration a little.
 
 The last lines print each configuration's median images/s over the reference's, and the median of the
