@@ -319,8 +319,10 @@ def _add_validate_and_benchmark_parsers(commands) -> None:
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[32], help="(default: 32)")
     bench.add_argument("--precisions", nargs="+", choices=("float32", "bfloat16"), default=["float32"],
                        help="bfloat16 runs mixed precision (default: float32)")
-    bench.add_argument("--modes", nargs="+", choices=("inference", "train"), default=["inference", "train"],
-                       help="(default: both)")
+    bench.add_argument("--modes", nargs="+", choices=("inference", "inference_folded", "train"),
+                       default=["inference", "train"],
+                       help="inference_folded: inference with BatchNorm folded into the convolutions, as "
+                            "`export --fold-batch-norm` writes it (default: inference train)")
     bench.add_argument("--steps", type=int, default=10, help="timed steps per row; the median is kept (default: 10)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
     bench.add_argument("--image-size", type=_image_size_argument, help="SIZE or HEIGHTxWIDTH (default: the model's)")

@@ -20,7 +20,9 @@ import numpy as np
 
 from keras_resnets.models.registry import get_model, model_entry
 
-MODES = ("inference", "train")
+MODES = ("inference", "inference_folded", "train")
+# What `keras-resnets benchmark` runs unless asked: the folded inference row is an extra.
+DEFAULT_MODES = ("inference", "train")
 PRECISIONS = ("float32", "bfloat16")
 # The Keras dtype policy each precision runs under; bfloat16 keeps float32 variables (mixed precision).
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
@@ -126,6 +128,18 @@ def _check_choices(argument: str, values, accepted) -> List[str]:
     return values
 
 
+def build_network(model: str, mode: str, input_size: Sequence[int]):
+    """The registry model `model` with random weights and logits out, as `mode` times it.
+
+    ``inference_folded`` is the same network with every BatchNormalization folded into the convolution
+    before it (:func:`keras_resnets.fold_batch_norm`): what an exported, inference-only model runs.
+    """
+    from keras_resnets.models.folding import fold_batch_norm  # Imports Keras: only when a row runs.
+
+    network = get_model(model, input_shape=(*input_size, 3), classifier_activation=None)
+    return fold_batch_norm(network) if mode == "inference_folded" else network
+
+
 def run_configuration(model: str, mode: str, batch_size: int, precision: str, *, steps: int = 10, warmup: int = 2,
                       input_size: Optional[Sequence[int]] = None, jit_compile="auto") -> BenchmarkRow:
     """Build `model` under `precision` and time `mode` steps on random data of `batch_size` images."""
@@ -142,8 +156,8 @@ def run_configuration(model: str, mode: str, batch_size: int, precision: str, *,
     try:
         keras.config.set_dtype_policy(POLICIES[precision])
         keras.backend.clear_session()
-        network = get_model(model, input_shape=(height, width, 3), classifier_activation=None)
-        if mode == "inference":
+        network = build_network(model, mode, (height, width))
+        if mode in ("inference", "inference_folded"):
             network.compile(jit_compile=jit_compile)
 
             def step():
@@ -169,7 +183,7 @@ def run_configuration(model: str, mode: str, batch_size: int, precision: str, *,
 
 
 def benchmark(models: Sequence[str], *, batch_sizes: Sequence[int] = (32,), precisions: Sequence[str] = ("float32",),
-              modes: Sequence[str] = MODES, steps: int = 10, warmup: int = 2,
+              modes: Sequence[str] = DEFAULT_MODES, steps: int = 10, warmup: int = 2,
               input_size: Optional[Sequence[int]] = None, jit_compile="auto",
               progress: Optional[Callable[[BenchmarkRow], None]] = None) -> List[BenchmarkRow]:
     """One :class:`BenchmarkRow` per (model, mode, batch size, precision), in that nesting order.
@@ -178,7 +192,9 @@ def benchmark(models: Sequence[str], *, batch_sizes: Sequence[int] = (32,), prec
         models: registry names.
         batch_sizes: images per step.
         precisions: "float32" and/or "bfloat16" (mixed precision: bfloat16 compute, float32 variables).
-        modes: "inference" (``predict_on_batch``) and/or "train" (``train_on_batch``, SGD with momentum).
+        modes: any of "inference" (``predict_on_batch``), "inference_folded" (the same with BatchNorm
+            folded into the convolutions, see :func:`build_network`) and "train" (``train_on_batch``,
+            SGD with momentum).
         steps: timed steps per configuration (the median is reported).
         warmup: untimed steps first (>= 1, so tracing and compilation are excluded).
         input_size: (height, width); default each model's default input size.

@@ -33,6 +33,22 @@ def test_bfloat16_row_is_measured_or_says_why_not():
     assert "| resnet20 | inference | 8 | bfloat16 | 16x16 |" in format_table(rows)
 
 
+def test_folded_inference_row_times_the_network_without_batch_norm():
+    import keras
+
+    from keras_resnets.tasks.benchmark import build_network
+
+    def batch_norms(network):
+        return [layer for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    assert len(batch_norms(build_network("resnet20", "inference", (32, 32)))) == 19
+    assert batch_norms(build_network("resnet20", "inference_folded", (32, 32))) == []
+    rows = benchmark(["resnet20"], batch_sizes=[128], modes=["inference_folded"], steps=2, warmup=1)
+    assert [(r.mode, r.batch_size, r.error) for r in rows] == [("inference_folded", 128, None)]
+    assert rows[0].images_per_second > 0
+    assert "| resnet20 | inference_folded | 128 | float32 | 32x32 |" in format_table(rows)
+
+
 def test_machine_description_names_cpu_and_versions():
     machine = describe_machine()
     assert machine["cpu"] and machine["versions"]["keras"] and machine["cpu_cores_usable"] >= 1
