@@ -38,6 +38,11 @@ def _needs_jax():
         pytest.skip("the sliced weight gradient is JAX code (this test repeats in the JAX pass)")
 
 
+def _first_stage_convolution(strides=1):
+    """ResNet-20's first-stage 3x3 convolution (32x32x16 -> 16 channels, no bias) as a one-layer model."""
+    return keras.Sequential([keras.Input((32, 32, 16)), keras.layers.Conv2D(16, 3, strides=strides, padding="same", use_bias=False)])
+
+
 def _outputs_and_gradients(model, inputs, output_gradient, training=False):
     """The model's output and the vector-Jacobian product of `output_gradient`: (output, input grad, weight grads)."""
     import jax
@@ -82,11 +87,8 @@ def test_sliced_weight_gradient_is_the_exact_sum_up_to_float32_rounding(strides,
 
     assert -(-BATCH // images_per_chunk(BATCH, 64 * KIB, max_chunk_bytes, 16)) == slices
 
-    def layer_model():
-        return keras.Sequential([keras.Input((32, 32, 16)), keras.layers.Conv2D(16, 3, strides=strides, padding="same", use_bias=False)])
-
     keras.utils.set_random_seed(6)
-    whole, sliced = layer_model(), layer_model()
+    whole, sliced = _first_stage_convolution(strides), _first_stage_convolution(strides)
     sliced.set_weights(whole.get_weights())
     assert use_batch_chunked_convolutions(sliced, max_chunk_bytes) == 1
     rng = np.random.default_rng(7)
@@ -110,8 +112,7 @@ def test_bfloat16_weight_gradients_accumulate_in_float32():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         keras.utils.set_random_seed(8)
-        whole = keras.Sequential([keras.Input((32, 32, 16)), keras.layers.Conv2D(16, 3, padding="same", use_bias=False)])
-        sliced = keras.Sequential([keras.Input((32, 32, 16)), keras.layers.Conv2D(16, 3, padding="same", use_bias=False)])
+        whole, sliced = _first_stage_convolution(), _first_stage_convolution()
     finally:
         keras.config.set_dtype_policy("float32")
     sliced.set_weights(whole.get_weights())
